@@ -1,0 +1,3 @@
+from plumcode.cli import main
+
+raise SystemExit(main())
