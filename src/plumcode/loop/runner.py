@@ -1,0 +1,268 @@
+"""The PLUM loop over a run directory.
+
+Offline PLUM (``rounds: 1``) and online PLUM (``rounds > 1``) are one code path::
+
+    problems  -> problems.jsonl, benchmarks/<name>.jsonl, decontamination.json
+    tests     -> tests.jsonl, train_problems.jsonl  (once, or per round with testgen.refresh_per_round)
+    baseline  -> baseline/eval.json                 (the initial policy on the benchmarks)
+    round r:  sample -> execute -> preferences -> train -> evaluate
+              round-NNN/{samples,verdicts,preferences}.jsonl, checkpoint/, eval.json
+
+Round r samples from round r-1's checkpoint (on-policy). Each stage is marked complete in
+``state.json`` only once its artifacts are whole; an interrupted stage is rerun and resumes at
+record level (samples, verdicts and tests are appended line by line and skipped when present).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from plumcode.io import atomic_write_json, atomic_write_text, load_jsonl
+from plumcode.loop import stages
+from plumcode.loop.config import RunConfig, dump_config, load_config
+from plumcode.loop.state import RunState
+
+log = logging.getLogger(__name__)
+
+
+def round_dir_name(r: int) -> str:
+    return f"round-{r:03d}"
+
+
+class Runner:
+    """Runs (or resumes) the stages of one run directory in order."""
+
+    def __init__(self, run_dir: str | Path, cfg: RunConfig, *, echo: Callable[[str], None] | None = None):
+        self.dir = Path(run_dir)
+        self.cfg = cfg
+        self.state = RunState.load(self.dir)
+        self.echo = echo or (lambda s: print(s, file=sys.stderr, flush=True))
+        self._backends: dict[str, Any] = {}
+
+    # -- orchestration -------------------------------------------------------------------------------
+    def run(self) -> RunState:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(self.dir / "config.yaml", dump_config(self.cfg))
+        t0 = time.time()
+        try:
+            self._stage("problems", self._problems)
+            if not self.cfg.testgen.refresh_per_round:
+                self._stage("tests", lambda: self._tests(self.dir))
+            if self.cfg.evaluation.baseline and self.cfg.evaluation.benchmarks:
+                self._stage("baseline/eval", lambda: self._evaluate(self.dir / "baseline", self.policy_spec(0)))
+            for r in range(self.cfg.rounds):
+                rd = self.dir / round_dir_name(r)
+                key = round_dir_name(r)
+                tests_dir = rd if self.cfg.testgen.refresh_per_round else self.dir
+                if self.cfg.testgen.refresh_per_round:
+                    self._stage(f"{key}/tests", lambda rd=rd: self._tests(rd))
+                self._stage(f"{key}/sample", lambda r=r, rd=rd, td=tests_dir: self._sample(r, rd, td))
+                self._stage(f"{key}/execute", lambda rd=rd, td=tests_dir: self._execute(rd, td))
+                self._stage(f"{key}/preferences", lambda rd=rd: self._preferences(rd))
+                self._stage(f"{key}/train", lambda r=r, rd=rd: self._train(r, rd))
+                if self.cfg.evaluation.benchmarks:
+                    self._stage(f"{key}/eval", lambda r=r, rd=rd: self._evaluate(rd, self.policy_spec(r + 1)))
+        finally:
+            self._close_backends()
+        self.state.finished = True
+        self.state.save()
+        self.echo(f"[plumcode] run complete in {time.time() - t0:.0f}s: {self.dir}")
+        return self.state
+
+    def _stage(self, key: str, fn: Callable[[], dict[str, Any] | None]) -> None:
+        if self.state.is_done(key):
+            self.echo(f"[plumcode] {key}: done (kept)")
+            return
+        self.echo(f"[plumcode] {key}: running")
+        self.state.begin(key)
+        t0 = time.time()
+        summary = fn() or {}
+        summary["seconds"] = round(time.time() - t0, 2)
+        self.state.complete(key, summary)
+        brief = ", ".join(f"{k}={v}" for k, v in summary.items() if not isinstance(v, (dict, list)))
+        self.echo(f"[plumcode] {key}: complete ({brief})")
+
+    # -- policy identity (on-policy bookkeeping) -----------------------------------------------------
+    def checkpoint_of(self, r: int) -> Path | None:
+        """The adapter/weights produced by round r, or None when that round did not train."""
+        s = self.state.summary(f"{round_dir_name(r)}/train")
+        if s.get("skipped") or not s:
+            return None
+        return self.dir / round_dir_name(r) / "checkpoint"
+
+    def latest_checkpoint(self, before_round: int) -> Path | None:
+        for r in range(before_round - 1, -1, -1):
+            ck = self.checkpoint_of(r)
+            if ck is not None:
+                return ck
+        return None
+
+    def policy_spec(self, r: int) -> str:
+        """Backend spec of the policy that samples in round r (r=0: the initial policy).
+
+        ``policy_spec(rounds)`` is the final policy. With ``policy.reload: none`` every round
+        samples from the initial policy (off-policy ablation).
+        """
+        base = self.cfg.policy.model
+        if r == 0 or self.cfg.policy.reload == "none":
+            return base
+        ck = self.latest_checkpoint(r)
+        if ck is None:
+            return base
+        return stages.with_checkpoint(base, ck, lora=self.cfg.policy.lora.enabled,
+                                      reload=self.cfg.policy.reload)
+
+    def backend(self, spec: str) -> Any:
+        """One live backend at a time for the policy (memory on a laptop), cached by spec."""
+        if spec in self._backends:
+            return self._backends[spec]
+        self._close_backends()
+        self.echo(f"[plumcode] loading backend {spec}")
+        b = stages.load_backend(spec, seed=self.cfg.seed)
+        self._backends[spec] = b
+        return b
+
+    def _close_backends(self) -> None:
+        for b in self._backends.values():
+            try:
+                b.close()
+            except Exception as e:  # pragma: no cover - best effort cleanup
+                log.debug("closing backend: %s", e)
+        self._backends.clear()
+
+    # -- stages --------------------------------------------------------------------------------------
+    def _problems(self) -> dict[str, Any]:
+        pc = self.cfg.problems
+        problems = stages.load_training_problems(pc.source, pc.path)
+        n_loaded = len(problems)
+        if pc.id_range is not None:
+            lo, hi = pc.id_range
+            problems = [p for p in problems if lo <= _numeric_id(p.id) <= hi]
+        if pc.require_reference:
+            problems = [p for p in problems if p.reference_solution]
+        problems = problems[pc.offset:]
+        if pc.limit is not None:
+            problems = problems[:pc.limit]
+        bench_dir = self.dir / "benchmarks"
+        bench_problems: dict[str, list] = {}
+        for b in self.cfg.evaluation.benchmarks:
+            bp = stages.load_benchmark(b.name, b.path)
+            if b.limit is not None:
+                bp = bp[:b.limit]
+            bench_problems[b.name] = bp
+            stages.write_problems(bench_dir / f"{_safe(b.name)}.jsonl", bp)
+        dropped_all: list[dict] = []
+        if pc.decontaminate and bench_problems:
+            # decontaminate against the *whole* benchmarks, not only the evaluated slices
+            full = []
+            for b in self.cfg.evaluation.benchmarks:
+                full.extend(stages.load_benchmark(b.name, b.path))
+            problems, dropped_all = stages.decontaminate(problems, full, pc.decontamination_ngram)
+        atomic_write_json(self.dir / "decontamination.json", {
+            "ngram": pc.decontamination_ngram, "enabled": pc.decontaminate,
+            "benchmarks": [b.name for b in self.cfg.evaluation.benchmarks],
+            "n_dropped": len(dropped_all), "dropped": dropped_all,
+        })
+        if not problems:
+            raise RuntimeError("no training problems left (check problems.source/limit/id_range)")
+        stages.write_problems(self.dir / "problems.jsonl", problems)
+        return {"loaded": n_loaded, "problems": len(problems), "decontaminated": len(dropped_all),
+                "benchmarks": {k: len(v) for k, v in bench_problems.items()}}
+
+    def _tests(self, out_dir: Path) -> dict[str, Any]:
+        tc = self.cfg.testgen
+        problems = stages.read_problems(self.dir / "problems.jsonl")
+        spec = self.cfg.policy.model if tc.model == "policy" else tc.model
+        backend = self.backend(spec)
+        summary = stages.synthesize(problems, backend, tc, out_dir / "tests.jsonl", seed=self.cfg.seed)
+        kept = stages.problems_with_tests(problems, out_dir / "tests.jsonl", tc)
+        stages.write_problems(out_dir / "train_problems.jsonl", kept)
+        summary.update({"problems": len(problems), "problems_with_tests": len(kept),
+                        "tests_kept": sum(len(p.tests) for p in kept)})
+        if not kept:
+            raise RuntimeError("test synthesis kept no tests for any problem; nothing to train on "
+                               f"(see {out_dir / 'tests.jsonl'})")
+        return summary
+
+    def _sample(self, r: int, rd: Path, tests_dir: Path) -> dict[str, Any]:
+        spec = self.policy_spec(r)
+        problems = stages.read_problems(tests_dir / "train_problems.jsonl")
+        sc = self.cfg.sampling
+        n = stages.sample(problems, self.backend(spec), rd / "samples.jsonl", n=sc.n, temperature=sc.temperature,
+                          top_p=sc.top_p, max_tokens=sc.max_tokens, seed=self.cfg.seed + r,
+                          batch_size=sc.batch_size, desc=f"sample r{r}")
+        return {"policy": spec, "problems": len(problems), "samples": n}
+
+    def _execute(self, rd: Path, tests_dir: Path) -> dict[str, Any]:
+        return stages.execute(tests_dir / "train_problems.jsonl", rd / "samples.jsonl", rd / "verdicts.jsonl",
+                              self.cfg.sandbox)
+
+    def _preferences(self, rd: Path) -> dict[str, Any]:
+        samples = load_jsonl(rd / "samples.jsonl")
+        verdicts = load_jsonl(rd / "verdicts.jsonl")
+        return stages.preferences(samples, verdicts, self.cfg.preference, self.cfg.training.objective,
+                                  rd / "preferences.jsonl", seed=self.cfg.seed,
+                                  problems_path=rd.parent / "problems.jsonl")
+
+    def _train(self, r: int, rd: Path) -> dict[str, Any]:
+        prefs = rd / "preferences.jsonl"
+        n = sum(1 for _ in load_jsonl(prefs)) if prefs.exists() else 0
+        if n == 0:
+            self.echo(f"[plumcode] round {r}: no preference records (no problem had signal); "
+                      "the policy is kept unchanged for the next round")
+            return {"skipped": True, "records": 0}
+        base = self.cfg.policy.train_model or self.cfg.policy.model
+        start = base
+        if r > 0 and self.cfg.training.continue_from_previous and self.cfg.policy.reload != "none":
+            ck = self.latest_checkpoint(r)
+            if ck is not None:
+                start = stages.with_checkpoint(base, ck, lora=self.cfg.policy.lora.enabled, reload="in-process")
+        self._close_backends()  # free the sampling model's memory before training
+        res = stages.train(prefs, start, self.cfg, rd / "checkpoint", seed=self.cfg.seed + r)
+        res.update({"records": n, "start": start})
+        return res
+
+    def _evaluate(self, out_dir: Path, spec: str) -> dict[str, Any]:
+        ec = self.cfg.evaluation
+        results: dict[str, Any] = {}
+        backend = self.backend(spec)
+        for b in ec.benchmarks:
+            problems = stages.read_problems(self.dir / "benchmarks" / f"{_safe(b.name)}.jsonl")
+            samples_path = out_dir / "eval" / f"{_safe(b.name)}.samples.jsonl"
+            stages.sample(problems, backend, samples_path, n=ec.n, temperature=ec.temperature, top_p=1.0,
+                          max_tokens=ec.max_tokens, seed=self.cfg.seed, batch_size=self.cfg.sampling.batch_size,
+                          desc=f"eval {b.name}")
+            results[b.name] = stages.evaluate(problems, samples_path, ec, self.cfg.sandbox,
+                                              out_dir / "eval" / f"{_safe(b.name)}.verdicts.jsonl")
+        atomic_write_json(out_dir / "eval.json", {"policy": spec, "benchmarks": results})
+        return {"policy": spec, **{f"pass@1[{k}]": v.get("pass@1") for k, v in results.items()}}
+
+
+_NUM = re.compile(r"(\d+)\D*$")
+
+
+def _numeric_id(pid: str) -> int:
+    m = _NUM.search(pid)
+    return int(m.group(1)) if m else -1
+
+
+def _safe(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name.replace("+", "plus"))
+
+
+def run(run_dir: str | Path, config: RunConfig) -> RunState:
+    return Runner(run_dir, config).run()
+
+
+def resume(run_dir: str | Path, overrides: list[str] | None = None) -> RunState:
+    """Continue a run from its own ``config.yaml`` and ``state.json``."""
+    path = Path(run_dir) / "config.yaml"
+    if not path.exists():
+        raise FileNotFoundError(f"{path} not found: not a plumcode run directory")
+    return Runner(run_dir, load_config(path, overrides)).run()

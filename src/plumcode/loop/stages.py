@@ -1,0 +1,288 @@
+"""Thin adapters from the loop's configuration to each stage's library API.
+
+The loop owns no stage logic: everything here translates :class:`RunConfig` sections into the
+stage packages' own config objects and calls their resumable entry points. Stage packages are
+imported lazily so ``plumcode run --explain`` needs neither torch nor the sandbox.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+from plumcode.io import atomic_write_jsonl, load_jsonl
+from plumcode.problems.schema import Problem, read_problems, write_problems
+
+__all__ = ["read_problems", "write_problems"]
+
+log = logging.getLogger(__name__)
+
+
+def build_config(cls: type, values: dict[str, Any], *, what: str) -> Any:
+    """Instantiate a stage config from the fields it knows; report the ones it does not.
+
+    Loop-level defaults may name fields a stage does not have (yet): those are skipped with a
+    debug line; user-given ``options`` keys that the stage does not know are errors.
+    """
+    known: set[str] | None = None
+    if dataclasses.is_dataclass(cls):
+        known = {f.name for f in dataclasses.fields(cls) if f.init}
+    elif hasattr(cls, "model_fields"):
+        known = set(cls.model_fields)
+    if known is None:
+        return cls(**values)
+    skipped = sorted(set(values) - known)
+    if skipped:
+        log.debug("%s: %s has no field(s) %s", what, cls.__name__, ", ".join(skipped))
+    return cls(**{k: v for k, v in values.items() if k in known})
+
+
+def check_options(cls: type, options: dict[str, Any], what: str) -> None:
+    known: set[str] = set()
+    if dataclasses.is_dataclass(cls):
+        known = {f.name for f in dataclasses.fields(cls) if f.init}
+    elif hasattr(cls, "model_fields"):
+        known = set(cls.model_fields)
+    bad = sorted(set(options) - known)
+    if bad and known:
+        raise ValueError(f"{what}.options: unknown field(s) {', '.join(bad)} "
+                         f"(known: {', '.join(sorted(known))})")
+
+
+# -- problems ----------------------------------------------------------------------------------------
+
+def _looks_like_path(source: str) -> bool:
+    return os.sep in source or source.endswith((".jsonl", ".json", ".gz", ".jsonl.gz")) or Path(source).exists()
+
+
+def load_training_problems(source: str, path: str | None) -> list[Problem]:
+    from plumcode import problems as P
+
+    if _looks_like_path(source) and path is None:
+        p = Path(source)
+        if not p.exists():
+            raise FileNotFoundError(f"problems.source {source}: no such file")
+        try:
+            return read_problems(p)
+        except ValueError:
+            return list(P.load_instructions(p))
+    return list(P.load_benchmark(source, path))
+
+
+def load_benchmark(name: str, path: str | None) -> list[Problem]:
+    from plumcode import problems as P
+
+    return list(P.load_benchmark(name, path))
+
+
+def decontaminate(train: list[Problem], bench: list[Problem], n: int) -> tuple[list[Problem], list[dict]]:
+    from plumcode import problems as P
+
+    kept, dropped = P.decontaminate(train, bench, n=n)
+    out = []
+    for d in dropped:
+        if isinstance(d, Problem):
+            out.append({"id": d.id, "instruction": d.instruction[:200]})
+        elif isinstance(d, tuple) and d and isinstance(d[0], Problem):
+            out.append({"id": d[0].id, "instruction": d[0].instruction[:200],
+                        "matched": [str(x) for x in d[1:]]})
+        elif isinstance(d, dict):
+            out.append(d)
+        else:
+            out.append({"item": str(d)})
+    return list(kept), out
+
+
+# -- policy backends ---------------------------------------------------------------------------------
+
+def with_checkpoint(spec: str, checkpoint: Path, *, lora: bool, reload: str) -> str:
+    """The backend spec of ``spec`` after training produced ``checkpoint``.
+
+    In-process backends (``hf:``, ``default``) reload the base with the adapter
+    (``?adapter=<dir>``), or load full weights from the checkpoint. Server backends
+    (``openai:``) get ``?adapter=<dir>``, which the generation backend hot-loads into the
+    server (vLLM's ``/v1/load_lora_adapter`` or ``plumcode serve``).
+    """
+    checkpoint = Path(checkpoint).resolve()
+    if not lora:
+        return f"hf:{checkpoint}"
+    base, _, query = spec.partition("?")
+    params = [q for q in query.split("&") if q and not q.startswith("adapter=")]
+    params.append(f"adapter={checkpoint}")
+    return base + "?" + "&".join(params)
+
+
+def load_backend(spec: str, *, seed: int) -> Any:
+    from plumcode.generation import load_backend as _load
+
+    return _load(spec)
+
+
+# -- tests -------------------------------------------------------------------------------------------
+
+def synthesize(problems: list[Problem], backend: Any, tc: Any, out_path: Path, *, seed: int) -> dict[str, Any]:
+    from plumcode import testgen
+
+    cfg_cls = _first_attr(testgen, ("TestGenConfig", "TestgenConfig", "SynthesisConfig", "Config"))
+    check_options(cfg_cls, tc.options, "testgen")
+    values = {
+        "n_samples": tc.n_samples, "temperature": tc.temperature, "max_tokens": tc.max_tokens,
+        "max_tests": tc.max_tests, "validation": tc.validation, "seed": seed, "out_path": str(out_path),
+        "prompt_template": Path(tc.prompt).read_text(encoding="utf-8") if tc.prompt else None,
+    }
+    values = {k: v for k, v in values.items() if v is not None}
+    values.update(tc.options)
+    cfg = build_config(cfg_cls, values, what="testgen")
+    records = testgen.synthesize_tests(problems, backend, cfg, out_path) \
+        if _accepts(testgen.synthesize_tests, 4) else testgen.synthesize_tests(problems, backend, cfg)
+    recs = list(records) if records is not None else load_jsonl(out_path)
+    generated = sum(int(r.get("n_generated", r.get("n_parsed", len(r.get("tests", []))))) for r in recs)
+    kept = sum(int(r.get("n_kept", len([t for t in r.get("tests", []) if t.get("kept", t.get("valid"))]))) for r in recs)
+    return {"records": len(recs), "tests_generated": generated, "tests_valid": kept}
+
+
+def problems_with_tests(problems: list[Problem], tests_path: Path, tc: Any) -> list[Problem]:
+    from plumcode import testgen
+
+    fn = _first_attr(testgen, ("problems_with_tests", "apply_tests", "attach_tests", "problems_from_tests"))
+    try:
+        out = fn(problems, tests_path, max_tests=tc.max_tests)
+    except TypeError:
+        out = fn(problems, tests_path)
+    out = [p for p in out if len(p.tests) >= tc.min_tests]
+    for p in out:
+        del p.tests[tc.max_tests:]
+    return out
+
+
+# -- sampling / execution / preferences / training / evaluation ------------------------------------
+
+def sample(problems: list[Problem], backend: Any, out_path: Path, *, n: int, temperature: float, top_p: float,
+           max_tokens: int, seed: int, batch_size: int | None, desc: str) -> int:
+    from plumcode.generation import SamplingParams, sample_problems
+
+    params = SamplingParams(n=n, temperature=temperature, top_p=top_p, max_tokens=max_tokens, seed=seed)
+    kwargs: dict[str, Any] = {}
+    if batch_size is not None:
+        kwargs["batch_size"] = batch_size
+    try:
+        sample_problems(problems, backend, params, out_path, **kwargs)
+    except TypeError:
+        if not kwargs:
+            raise
+        sample_problems(problems, backend, params, out_path)
+    recs = load_jsonl(out_path)
+    ids = {r["sample_id"] for r in recs}
+    if len(ids) != len(recs):
+        raise RuntimeError(f"{out_path}: duplicate sample ids after sampling ({len(recs) - len(ids)})")
+    return len(recs)
+
+
+def sandbox_config(sb: Any) -> Any:
+    from plumcode.sandbox import SandboxConfig
+
+    check_options(SandboxConfig, sb.options, "sandbox")
+    values = {"timeout_s": sb.timeout_s, "memory_mb": sb.memory_mb, "workers": sb.workers}
+    values = {k: v for k, v in values.items() if v is not None}
+    values.update(sb.options)
+    return build_config(SandboxConfig, values, what="sandbox")
+
+
+def execute(problems_path: Path, samples_path: Path, out_path: Path, sb: Any) -> dict[str, Any]:
+    from plumcode.sandbox import execute_file
+
+    execute_file(problems_path, samples_path, out_path, sandbox_config(sb))
+    verdicts = load_jsonl(out_path)
+    ids = [v["sample_id"] for v in verdicts]
+    if len(set(ids)) != len(ids):
+        raise RuntimeError(f"{out_path}: duplicate verdicts ({len(ids) - len(set(ids))})")
+    passed = sum(bool(v.get("passed")) for v in verdicts)
+    statuses: dict[str, int] = {}
+    for v in verdicts:
+        statuses[v.get("status", "?")] = statuses.get(v.get("status", "?"), 0) + 1
+    return {"verdicts": len(verdicts), "passed": passed,
+            "pass_rate": round(passed / len(verdicts), 4) if verdicts else 0.0, "statuses": statuses}
+
+
+def preferences(samples: list[dict], verdicts: list[dict], pc: Any, objective: str, out_path: Path, *,
+                seed: int, problems_path: Path | None = None) -> dict[str, Any]:
+    from plumcode.preference import PreferenceConfig, build_preferences
+
+    check_options(PreferenceConfig, pc.options, "preference")
+    fmt = {"auto": "paired" if objective == "dpo" else "unpaired"}.get(pc.strategy, pc.strategy)
+    values: dict[str, Any] = {"format": fmt, "seed": seed}
+    if pc.max_per_problem is not None:
+        values["max_pairs_per_problem" if fmt == "paired" else "max_per_problem"] = pc.max_per_problem
+    values.update(pc.options)
+    cfg = build_config(PreferenceConfig, values, what="preference")
+    records, summary = build_preferences(samples, verdicts, cfg)
+    if objective == "sft":  # rejection-sampling fine-tuning: the passing samples only
+        records = [r for r in records if r.get("label", True)]
+    atomic_write_jsonl(out_path, records)
+    s = summary.to_json() if hasattr(summary, "to_json") else dict(summary)
+    s["records_written"] = len(records)
+    return s
+
+
+def train(prefs_path: Path, model_spec: str, cfg: Any, out_dir: Path, *, seed: int) -> dict[str, Any]:
+    from plumcode import training
+
+    t = cfg.training
+    cfg_cls = _first_attr(training, ("TrainConfig", "TrainingConfig", "Config"))
+    check_options(cfg_cls, t.options, "training")
+    lora = cfg.policy.lora
+    values: dict[str, Any] = {
+        "objective": t.objective, "epochs": t.epochs, "num_train_epochs": t.epochs,
+        "learning_rate": t.learning_rate, "beta": t.beta, "batch_size": t.batch_size,
+        "per_device_train_batch_size": t.batch_size, "grad_accum": t.grad_accum,
+        "gradient_accumulation_steps": t.grad_accum, "max_length": t.max_length, "seed": seed,
+        "lora": lora.enabled, "use_lora": lora.enabled, "lora_r": lora.r, "lora_alpha": lora.alpha,
+        "lora_dropout": lora.dropout, "lora_target_modules": lora.target_modules,
+    }
+    values.update(t.options)
+    tcfg = build_config(cfg_cls, values, what="training")
+    res = training.train(prefs_path, model_spec, tcfg, out_dir)
+    if dataclasses.is_dataclass(res):
+        d = dataclasses.asdict(res)
+    elif isinstance(res, dict):
+        d = dict(res)
+    else:
+        d = {"result": str(res)}
+    return {k: (str(v) if isinstance(v, Path) else v) for k, v in d.items()
+            if isinstance(v, (int, float, str, bool, Path, type(None)))}
+
+
+def evaluate(problems: list[Problem], samples_path: Path, ec: Any, sb: Any, verdicts_path: Path) -> dict[str, Any]:
+    from plumcode import evaluation
+
+    cfg_cls = _first_attr(evaluation, ("EvalConfig", "EvaluationConfig", "Config"))
+    values = {"k": tuple(ec.k), "ks": tuple(ec.k), "sandbox": sandbox_config(sb),
+              "verdicts_path": str(verdicts_path)}
+    ecfg = build_config(cfg_cls, values, what="evaluation")
+    res = evaluation.evaluate(problems, load_jsonl(samples_path), ecfg)
+    d = res.to_json() if hasattr(res, "to_json") else (dataclasses.asdict(res) if dataclasses.is_dataclass(res)
+                                                        else dict(res))
+    return d
+
+
+# -- helpers -----------------------------------------------------------------------------------------
+
+def _first_attr(mod: Any, names: tuple[str, ...]) -> Any:
+    for n in names:
+        if hasattr(mod, n):
+            return getattr(mod, n)
+    raise RuntimeError(f"{mod.__name__} exposes none of {', '.join(names)} (stage API mismatch)")
+
+
+def _accepts(fn: Any, n_positional: int) -> bool:
+    import inspect
+
+    try:
+        params = [p for p in inspect.signature(fn).parameters.values()
+                  if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    except (TypeError, ValueError):
+        return False
+    return len(params) >= n_positional

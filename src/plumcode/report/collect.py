@@ -1,0 +1,254 @@
+"""Read a run directory (complete or not) into plain numbers for the report.
+
+Everything is recomputed from the artifacts themselves (problems, tests, samples, verdicts,
+preferences, eval.json, trainer logs), so the report is right even for a run that crashed or was
+produced stage by stage with the individual commands; ``state.json`` only adds timings.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from plumcode.io import DataError, load_jsonl
+
+ROUND_RE = re.compile(r"^round-(\d{3})$")
+
+
+@dataclass
+class RoundData:
+    index: int
+    samples: int = 0
+    verdicts: int = 0
+    passed: int = 0
+    problems_sampled: int = 0
+    problems_with_signal: int = 0
+    problems_all_pass: int = 0
+    problems_none_pass: int = 0
+    records: int = 0
+    pairs: int = 0
+    desirable: int = 0
+    undesirable: int = 0
+    statuses: dict[str, int] = field(default_factory=dict)
+    policy: str | None = None
+    trained: bool = False
+    train_skipped: bool = False
+    log_history: list[dict] = field(default_factory=list)
+    eval: dict[str, dict[str, float]] = field(default_factory=dict)  # bench -> {pass@k: value}
+    examples: list[dict] = field(default_factory=list)
+    seconds: dict[str, float] = field(default_factory=dict)
+    tests: dict[str, int] | None = None  # per-round tests when refreshed
+
+    @property
+    def pass_rate(self) -> float | None:
+        return self.passed / self.verdicts if self.verdicts else None
+
+
+@dataclass
+class RunData:
+    path: Path
+    name: str
+    config: dict[str, Any]
+    state: dict[str, Any]
+    problems: int = 0
+    decontaminated: int = 0
+    tests: dict[str, int] = field(default_factory=dict)
+    baseline: dict[str, dict[str, float]] = field(default_factory=dict)
+    rounds: list[RoundData] = field(default_factory=list)
+    finished: bool = False
+    current: str | None = None
+
+    def pass_at(self, bench: str, k: int = 1) -> list[float | None]:
+        """pass@k per policy: [initial, after round 0, after round 1, ...]."""
+        key = f"pass@{k}"
+        out = [self.baseline.get(bench, {}).get(key)]
+        out += [r.eval.get(bench, {}).get(key) for r in self.rounds]
+        return out
+
+    def benchmarks(self) -> list[str]:
+        names: list[str] = list(self.baseline)
+        for r in self.rounds:
+            names += [b for b in r.eval if b not in names]
+        return names
+
+
+def _count_lines(path: Path) -> int:
+    return len(load_jsonl(path)) if path.exists() else 0
+
+
+def extract_pass_at(result: dict[str, Any]) -> dict[str, float]:
+    """Find pass@k numbers in an evaluation result, whatever its exact nesting."""
+    out: dict[str, float] = {}
+    for key in ("pass_at_k", "pass@k", "metrics", "summary", "overall"):
+        sub = result.get(key)
+        if isinstance(sub, dict):
+            for k, v in sub.items():
+                kk = str(k)
+                if isinstance(v, (int, float)):
+                    out[kk if kk.startswith("pass@") else f"pass@{kk}"] = float(v)
+    for k, v in result.items():
+        if str(k).startswith("pass@") and isinstance(v, (int, float)):
+            out[str(k)] = float(v)
+    return out
+
+
+def _read_eval(path: Path) -> dict[str, dict[str, float]]:
+    if not path.exists():
+        return {}
+    d = json.loads(path.read_text(encoding="utf-8"))
+    benches = d.get("benchmarks", d)
+    return {name: extract_pass_at(res) for name, res in benches.items() if isinstance(res, dict)}
+
+
+def find_log_history(ckpt: Path) -> list[dict]:
+    """Training log rows (loss, rewards/margins, ...) from whatever the trainer left behind."""
+    if not ckpt.exists():
+        return []
+    best: list[dict] = []
+    for name in ("train_log.jsonl", "log_history.jsonl"):
+        for p in ckpt.rglob(name):
+            rows = load_jsonl(p)
+            if len(rows) > len(best):
+                best = rows
+    for name in ("trainer_state.json", "log_history.json", "train_result.json", "metrics.json"):
+        for p in ckpt.rglob(name):
+            try:
+                d = json.loads(p.read_text(encoding="utf-8"))
+            except (OSError, json.JSONDecodeError):
+                continue
+            rows = d.get("log_history") if isinstance(d, dict) else d
+            if isinstance(rows, list) and len(rows) > len(best) and all(isinstance(x, dict) for x in rows):
+                best = rows
+    return best
+
+
+def _examples(prefs: list[dict], n: int = 3) -> list[dict]:
+    """Up to ``n`` chosen-vs-rejected examples: real pairs, or a passing and a failing sample of
+    one problem for unpaired (KTO) data."""
+    out: list[dict] = []
+    if prefs and "chosen" in prefs[0]:
+        seen = set()
+        for r in prefs:
+            if r.get("problem_id") in seen:
+                continue
+            seen.add(r.get("problem_id"))
+            out.append({"problem_id": r.get("problem_id"), "prompt": _text(r.get("prompt")),
+                        "chosen": _text(r.get("chosen")), "rejected": _text(r.get("rejected")),
+                        "reason": r.get("reason") or r.get("rejected_status", "")})
+            if len(out) >= n:
+                break
+        return out
+    by_pid: dict[str, dict[bool, dict]] = defaultdict(dict)
+    for r in prefs:
+        by_pid[str(r.get("problem_id"))].setdefault(bool(r.get("label")), r)
+    for pid, d in by_pid.items():
+        if True in d and False in d:
+            out.append({"problem_id": pid, "prompt": _text(d[True].get("prompt")),
+                        "chosen": _text(d[True].get("completion")), "rejected": _text(d[False].get("completion")),
+                        "reason": d[False].get("status", "")})
+            if len(out) >= n:
+                break
+    return out
+
+
+def _text(x: Any) -> str:
+    if isinstance(x, str):
+        return x
+    if isinstance(x, list):
+        return "\n\n".join(f"[{m.get('role')}] {m.get('content')}" if isinstance(m, dict) else str(m) for m in x)
+    return "" if x is None else str(x)
+
+
+def _tests_funnel(tests_path: Path, train_problems_path: Path) -> dict[str, int]:
+    out: dict[str, int] = {}
+    if tests_path.exists():
+        recs = load_jsonl(tests_path)
+        out["problems_tested"] = len(recs)
+        gen = kept = 0
+        for r in recs:
+            tests = r.get("tests") or []
+            gen += int(r.get("n_generated", r.get("n_parsed", len(tests))))
+            if "n_kept" in r:
+                kept += int(r["n_kept"])
+            else:
+                kept += sum(1 for t in tests if isinstance(t, dict) and t.get("kept", t.get("valid", False)))
+        out["tests_generated"], out["tests_valid"] = gen, kept
+    if train_problems_path.exists():
+        rows = load_jsonl(train_problems_path)
+        out["problems_with_tests"] = len(rows)
+        out["tests_kept"] = sum(len(r.get("tests") or []) for r in rows)
+    return out
+
+
+def collect_run(run_dir: str | Path) -> RunData:
+    d = Path(run_dir)
+    if not d.is_dir():
+        raise FileNotFoundError(f"{d}: no such run directory")
+    cfg: dict[str, Any] = {}
+    if (d / "config.yaml").exists():
+        cfg = yaml.safe_load((d / "config.yaml").read_text(encoding="utf-8")) or {}
+    state: dict[str, Any] = {}
+    if (d / "state.json").exists():
+        try:
+            state = json.loads((d / "state.json").read_text(encoding="utf-8"))
+        except json.JSONDecodeError as e:
+            raise DataError(f"unreadable state ({e.msg})", d / "state.json") from None
+    completed = {c["stage"]: c.get("summary", {}) for c in state.get("completed", [])}
+    run = RunData(path=d, name=str(cfg.get("name") or d.name), config=cfg, state=state,
+                  finished=bool(state.get("finished")), current=state.get("current"))
+    run.problems = _count_lines(d / "problems.jsonl")
+    if (d / "decontamination.json").exists():
+        run.decontaminated = int(json.loads((d / "decontamination.json").read_text()).get("n_dropped", 0))
+    run.tests = _tests_funnel(d / "tests.jsonl", d / "train_problems.jsonl")
+    run.baseline = _read_eval(d / "baseline" / "eval.json")
+    rounds = sorted(int(m.group(1)) for p in d.iterdir() if (m := ROUND_RE.match(p.name)))
+    for i in rounds:
+        rd = d / f"round-{i:03d}"
+        rr = RoundData(index=i)
+        if (rd / "tests.jsonl").exists():
+            rr.tests = _tests_funnel(rd / "tests.jsonl", rd / "train_problems.jsonl")
+        samples = load_jsonl(rd / "samples.jsonl") if (rd / "samples.jsonl").exists() else []
+        rr.samples = len(samples)
+        rr.problems_sampled = len({s.get("problem_id") for s in samples})
+        pols = {str(s.get("policy")) for s in samples if s.get("policy") is not None}
+        rr.policy = completed.get(f"round-{i:03d}/sample", {}).get("policy") or (", ".join(sorted(pols)) or None)
+        verdicts = load_jsonl(rd / "verdicts.jsonl") if (rd / "verdicts.jsonl").exists() else []
+        rr.verdicts = len(verdicts)
+        per_problem: dict[str, list[bool]] = defaultdict(list)
+        for v in verdicts:
+            ok = bool(v.get("passed"))
+            rr.passed += ok
+            per_problem[str(v.get("problem_id"))].append(ok)
+            st = str(v.get("status", "?"))
+            rr.statuses[st] = rr.statuses.get(st, 0) + 1
+        for oks in per_problem.values():
+            if all(oks):
+                rr.problems_all_pass += 1
+            elif not any(oks):
+                rr.problems_none_pass += 1
+            else:
+                rr.problems_with_signal += 1
+        prefs = load_jsonl(rd / "preferences.jsonl") if (rd / "preferences.jsonl").exists() else []
+        rr.records = len(prefs)
+        if prefs and "chosen" in prefs[0]:
+            rr.pairs = len(prefs)
+        else:
+            rr.desirable = sum(bool(p.get("label")) for p in prefs)
+            rr.undesirable = rr.records - rr.desirable
+        rr.examples = _examples(prefs)
+        tsum = completed.get(f"round-{i:03d}/train")
+        rr.trained = tsum is not None and not tsum.get("skipped")
+        rr.train_skipped = bool(tsum and tsum.get("skipped"))
+        rr.log_history = find_log_history(rd / "checkpoint")
+        rr.eval = _read_eval(rd / "eval.json")
+        for stage, s in completed.items():
+            if stage.startswith(f"round-{i:03d}/") and "seconds" in s:
+                rr.seconds[stage.split("/", 1)[1]] = float(s["seconds"])
+        run.rounds.append(rr)
+    return run
