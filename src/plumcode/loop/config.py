@@ -56,8 +56,9 @@ class LoraConfig(_Strict):
     enabled: bool = Field(True, description="train a LoRA adapter (False: full fine-tuning)")
     r: int = Field(16, ge=1, description="LoRA rank")
     alpha: int = Field(32, ge=1, description="LoRA alpha")
-    dropout: float = Field(0.05, ge=0.0, lt=1.0, description="LoRA dropout")
-    target_modules: list[str] | str = Field("all-linear", description="modules to adapt")
+    dropout: float = Field(0.0, ge=0.0, lt=1.0, description="LoRA dropout")
+    target_modules: list[str] | str = Field("all-linear", description=(
+        "modules to adapt; all-linear: every attention and MLP projection"))
 
 
 class PolicyConfig(_Strict):
@@ -93,7 +94,7 @@ class TrainingConfig(_Strict):
     objective: Literal["kto", "dpo", "sft"] = Field("kto", description=(
         "kto (PLUM's main objective), dpo, or sft (rejection-sampling fine-tuning baseline)"))
     epochs: float = Field(1.0, gt=0, description="epochs over the round's preference data")
-    learning_rate: float = Field(5e-6, gt=0, description="learning rate")
+    learning_rate: float = Field(5e-5, gt=0, description="learning rate (LoRA; use ~5e-7 for full fine-tuning)")
     beta: float = Field(0.1, gt=0, description="KTO/DPO beta")
     batch_size: int = Field(4, ge=1, description="per-device batch size")
     grad_accum: int = Field(1, ge=1, description="gradient accumulation steps")

@@ -13,7 +13,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from plumcode.io import atomic_write_jsonl, load_jsonl
+from plumcode.io import atomic_write_json, atomic_write_jsonl, load_jsonl
 from plumcode.problems.schema import Problem, read_problems, write_problems
 
 __all__ = ["read_problems", "write_problems"]
@@ -224,7 +224,11 @@ def preferences(samples: list[dict], verdicts: list[dict], pc: Any, objective: s
     atomic_write_jsonl(out_path, records)
     s = summary.to_json() if hasattr(summary, "to_json") else dict(summary)
     s["records_written"] = len(records)
-    return s
+    cfg_json = dataclasses.asdict(cfg) if dataclasses.is_dataclass(cfg) else {}
+    # beside the data, where the trainer reads the KTO class weights (same form as `plumcode preferences`)
+    atomic_write_json(out_path.with_name(out_path.name.removesuffix(".jsonl") + ".summary.json"),
+                      {"config": cfg_json, "summary": s})
+    return {k: v for k, v in s.items() if k != "reasons"} | {"reasons": s.get("reasons", {})}
 
 
 def train(prefs_path: Path, model_spec: str, cfg: Any, out_dir: Path, *, seed: int) -> dict[str, Any]:
@@ -240,8 +244,11 @@ def train(prefs_path: Path, model_spec: str, cfg: Any, out_dir: Path, *, seed: i
         "per_device_train_batch_size": t.batch_size, "grad_accum": t.grad_accum,
         "gradient_accumulation_steps": t.grad_accum, "max_length": t.max_length, "seed": seed,
         "lora": lora.enabled, "use_lora": lora.enabled, "lora_r": lora.r, "lora_alpha": lora.alpha,
-        "lora_dropout": lora.dropout, "lora_target_modules": lora.target_modules,
+        "lora_dropout": lora.dropout,
     }
+    if lora.target_modules != "all-linear":
+        tm = lora.target_modules
+        values["lora_targets"] = tuple([tm] if isinstance(tm, str) else tm)
     values.update(t.options)
     tcfg = build_config(cfg_cls, values, what="training")
     res = training.train(prefs_path, model_spec, tcfg, out_dir)
