@@ -13,7 +13,8 @@ def register(sub: argparse._SubParsersAction, name: str, help_: str) -> None:
         "continues an interrupted run without redoing finished work."))
     p.add_argument("config", nargs="?", help="YAML config (see configs/; --explain lists every field)")
     p.add_argument("--out", "-o", help="run directory (default: runs/<config name>)")
-    p.add_argument("--resume", metavar="DIR", help="continue the run in DIR with its own config.yaml")
+    p.add_argument("--resume", metavar="DIR", help=(
+        "continue the run in DIR with its own config.yaml (--set rounds=N extends an online run)"))
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config field, e.g. --set sampling.n=4 (repeatable)")
     p.add_argument("--explain", action="store_true", help="list every config field with its default and meaning")
@@ -23,19 +24,16 @@ def register(sub: argparse._SubParsersAction, name: str, help_: str) -> None:
 
 def main(args: argparse.Namespace) -> int:
     from plumcode.loop.config import RunConfig, dump_config, explain, load_config
-    from plumcode.loop.runner import Runner
+    from plumcode.loop.runner import Runner, resume_config
 
     if args.explain:
         print("\n".join(explain(RunConfig)))
         return 0
     if args.resume:
         run_dir = Path(args.resume)
-        cfg_path = run_dir / "config.yaml"
-        if not cfg_path.exists():
-            raise FileNotFoundError(f"{cfg_path} not found: not a plumcode run directory")
         if args.config:
             print("plumcode run: --resume uses the run's own config.yaml; ignoring", args.config, file=sys.stderr)
-        cfg = load_config(cfg_path, args.overrides)
+        cfg = resume_config(run_dir, args.overrides)
     else:
         if not args.config:
             print("plumcode run: give a config file or --resume DIR", file=sys.stderr)

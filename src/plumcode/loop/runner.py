@@ -46,47 +46,59 @@ class Runner:
         self._backends: dict[str, Any] = {}
 
     # -- orchestration -------------------------------------------------------------------------------
+    def plan(self) -> list[tuple[str, Callable[[], dict[str, Any] | None]]]:
+        """Every stage of the run, in order, as ``(state key, function)``."""
+        cfg = self.cfg
+        steps: list[tuple[str, Callable[[], dict[str, Any] | None]]] = [("problems", self._problems)]
+        if not cfg.testgen.refresh_per_round:
+            steps.append(("tests", lambda: self._tests(self.dir, 0)))
+        if cfg.evaluation.baseline and cfg.evaluation.benchmarks:
+            steps.append(("baseline/eval", lambda: self._evaluate(self.dir / "baseline", self.policy_spec(0))))
+        for r in range(cfg.rounds):
+            rd = self.dir / round_dir_name(r)
+            key = round_dir_name(r)
+            td = rd if cfg.testgen.refresh_per_round else self.dir
+            if cfg.testgen.refresh_per_round:
+                steps.append((f"{key}/tests", lambda r=r, rd=rd: self._tests(rd, r)))
+            steps += [
+                (f"{key}/sample", lambda r=r, rd=rd, td=td: self._sample(r, rd, td)),
+                (f"{key}/execute", lambda rd=rd, td=td: self._execute(rd, td)),
+                (f"{key}/preferences", lambda rd=rd: self._preferences(rd)),
+                (f"{key}/train", lambda r=r, rd=rd: self._train(r, rd)),
+            ]
+            if cfg.evaluation.benchmarks:
+                steps.append((f"{key}/eval", lambda r=r, rd=rd: self._evaluate(rd, self.policy_spec(r + 1))))
+        return steps
+
     def run(self) -> RunState:
         self.dir.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(self.dir / "config.yaml", dump_config(self.cfg))
-        t0 = time.time()
-        try:
-            self._stage("problems", self._problems)
-            if not self.cfg.testgen.refresh_per_round:
-                self._stage("tests", lambda: self._tests(self.dir))
-            if self.cfg.evaluation.baseline and self.cfg.evaluation.benchmarks:
-                self._stage("baseline/eval", lambda: self._evaluate(self.dir / "baseline", self.policy_spec(0)))
-            for r in range(self.cfg.rounds):
-                rd = self.dir / round_dir_name(r)
-                key = round_dir_name(r)
-                tests_dir = rd if self.cfg.testgen.refresh_per_round else self.dir
-                if self.cfg.testgen.refresh_per_round:
-                    self._stage(f"{key}/tests", lambda rd=rd: self._tests(rd))
-                self._stage(f"{key}/sample", lambda r=r, rd=rd, td=tests_dir: self._sample(r, rd, td))
-                self._stage(f"{key}/execute", lambda rd=rd, td=tests_dir: self._execute(rd, td))
-                self._stage(f"{key}/preferences", lambda rd=rd: self._preferences(rd))
-                self._stage(f"{key}/train", lambda r=r, rd=rd: self._train(r, rd))
-                if self.cfg.evaluation.benchmarks:
-                    self._stage(f"{key}/eval", lambda r=r, rd=rd: self._evaluate(rd, self.policy_spec(r + 1)))
-        finally:
-            self._close_backends()
-        self.state.finished = True
-        self.state.save()
+        with _RunLock(self.dir), _sigterm_as_interrupt():
+            atomic_write_text(self.dir / "config.yaml", dump_config(self.cfg))
+            self.state.finished = False
+            t0 = time.time()
+            steps = self.plan()
+            try:
+                for i, (key, fn) in enumerate(steps, 1):
+                    self._stage(f"({i}/{len(steps)}) ", key, fn)
+            finally:
+                self._close_backends()
+            self.state.finished = True
+            self.state.save()
         self.echo(f"[plumcode] run complete in {time.time() - t0:.0f}s: {self.dir}")
         return self.state
 
-    def _stage(self, key: str, fn: Callable[[], dict[str, Any] | None]) -> None:
+    def _stage(self, prefix: str, key: str, fn: Callable[[], dict[str, Any] | None]) -> None:
         if self.state.is_done(key):
-            self.echo(f"[plumcode] {key}: done (kept)")
+            self.echo(f"[plumcode] {prefix}{key}: done earlier, kept")
             return
-        self.echo(f"[plumcode] {key}: running")
+        self.echo(f"[plumcode] {prefix}{key}: running")
         self.state.begin(key)
         t0 = time.time()
         summary = fn() or {}
         summary["seconds"] = round(time.time() - t0, 2)
         self.state.complete(key, summary)
         brief = ", ".join(f"{k}={v}" for k, v in summary.items() if not isinstance(v, (dict, list)))
-        self.echo(f"[plumcode] {key}: complete ({brief})")
+        self.echo(f"[plumcode] {prefix}{key}: complete ({brief})")
 
     # -- policy identity (on-policy bookkeeping) -----------------------------------------------------
     def checkpoint_of(self, r: int) -> Path | None:
@@ -175,10 +187,11 @@ class Runner:
         return {"loaded": n_loaded, "problems": len(problems), "decontaminated": len(dropped_all),
                 "benchmarks": {k: len(v) for k, v in bench_problems.items()}}
 
-    def _tests(self, out_dir: Path) -> dict[str, Any]:
+    def _tests(self, out_dir: Path, r: int) -> dict[str, Any]:
         tc = self.cfg.testgen
         problems = stages.read_problems(self.dir / "problems.jsonl")
-        spec = self.cfg.policy.model if tc.model == "policy" else tc.model
+        # "policy": the current policy writes the tests (the initial one unless tests are refreshed)
+        spec = self.policy_spec(r) if tc.model == "policy" else tc.model
         backend = self.backend(spec)
         summary = stages.synthesize(problems, backend, tc, out_dir / "tests.jsonl", seed=self.cfg.seed)
         kept = stages.problems_with_tests(problems, out_dir / "tests.jsonl", tc)
@@ -244,6 +257,52 @@ class Runner:
         return {"policy": spec, **{f"pass@1[{k}]": v.get("pass@1") for k, v in results.items()}}
 
 
+class _RunLock:
+    """One process per run directory: a second ``plumcode run`` on it fails instead of interleaving
+    appends. ``flock`` is released by the kernel when the holder dies, even by SIGKILL."""
+
+    def __init__(self, run_dir: Path):
+        self.path = run_dir / ".lock"
+        self._f: Any = None
+
+    def __enter__(self) -> _RunLock:
+        import fcntl
+
+        self._f = open(self.path, "a+")
+        try:
+            fcntl.flock(self._f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self._f.close()
+            raise RuntimeError(f"{self.path.parent} is being run by another process") from None
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        import fcntl
+
+        fcntl.flock(self._f.fileno(), fcntl.LOCK_UN)
+        self._f.close()
+
+
+class _sigterm_as_interrupt:
+    """SIGTERM (cluster preemption, ``kill``) stops the run like Ctrl-C: state stays consistent."""
+
+    def __enter__(self) -> None:
+        import signal
+        import threading
+
+        self._old = None
+        if threading.current_thread() is threading.main_thread():
+            def _raise(signum: int, frame: Any) -> None:
+                raise KeyboardInterrupt
+            self._old = signal.signal(signal.SIGTERM, _raise)
+
+    def __exit__(self, *exc: object) -> None:
+        import signal
+
+        if self._old is not None:
+            signal.signal(signal.SIGTERM, self._old)
+
+
 _NUM = re.compile(r"(\d+)\D*$")
 
 
@@ -260,9 +319,25 @@ def run(run_dir: str | Path, config: RunConfig) -> RunState:
     return Runner(run_dir, config).run()
 
 
-def resume(run_dir: str | Path, overrides: list[str] | None = None) -> RunState:
-    """Continue a run from its own ``config.yaml`` and ``state.json``."""
+RESUMABLE_OVERRIDES = ("rounds",)
+
+
+def resume_config(run_dir: str | Path, overrides: list[str] | None = None) -> RunConfig:
+    """The run's own config; only ``rounds`` may change on resume (to extend an online run):
+    anything else would mix artifacts of two configurations in one directory."""
     path = Path(run_dir) / "config.yaml"
     if not path.exists():
         raise FileNotFoundError(f"{path} not found: not a plumcode run directory")
-    return Runner(run_dir, load_config(path, overrides)).run()
+    old = load_config(path)
+    new = load_config(path, overrides)
+    a, b = old.model_dump(), new.model_dump()
+    changed = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k) and k not in RESUMABLE_OVERRIDES)
+    if changed:
+        raise ValueError(f"--resume can only change {', '.join(RESUMABLE_OVERRIDES)}; "
+                         f"not {', '.join(changed)} (start a new run directory for that)")
+    return new
+
+
+def resume(run_dir: str | Path, overrides: list[str] | None = None) -> RunState:
+    """Continue a run from its own ``config.yaml`` and ``state.json``."""
+    return Runner(run_dir, resume_config(run_dir, overrides)).run()
