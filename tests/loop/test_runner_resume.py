@@ -57,8 +57,9 @@ class FakeStages:
         b.spec = spec  # type: ignore[attr-defined]
         return b
 
-    def synthesize(self, problems, backend, tc, out_path: Path, *, seed: int):
+    def synthesize(self, problems, backend, tc, out_path: Path, *, seed: int, samples=None):
         self.calls.append(("synthesize", backend.spec))
+        self.synth_samples = samples
         with JsonlAppender(out_path) as app:
             done = {r["problem_id"] for r in load_jsonl(out_path)} if out_path.exists() else set()
             for i, p in enumerate(problems):
@@ -218,3 +219,12 @@ def test_second_process_on_same_dir_is_refused(tmp_path: Path, monkeypatch: pyte
         fcntl.flock(f.fileno(), fcntl.LOCK_EX)
         with pytest.raises(RuntimeError, match="another process"):
             _run(tmp_path, monkeypatch, FakeStages(), _cfg())
+
+
+def test_agreement_validation_makes_tests_after_sampling(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    fake = FakeStages()
+    runner = _run(tmp_path, monkeypatch, fake, _cfg(testgen={"validation": ["agreement"]}))
+    assert runner.state.order[:5] == ["problems", "baseline/eval", "round-000/sample", "tests", "round-000/execute"]
+    assert sorted(fake.synth_samples) == ["mbpp/600", "mbpp/601", "mbpp/602", "mbpp/604", "mbpp/605"]
+    assert all(len(v) == 2 for v in fake.synth_samples.values())
+    assert [c[0] for c in fake.calls].count("synthesize") == 1

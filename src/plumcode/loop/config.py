@@ -38,18 +38,29 @@ class ProblemsConfig(_Strict):
 class TestGenConfig(_Strict):
     model: str = Field("policy", description=(
         "backend spec of the test writer (hf:<path>, openai:<url>#<model>, llama-cpp:<gguf>, default); "
-        "'policy' reuses the initial policy"))
-    prompt: str | None = Field(None, description="prompt template file (None: the testgen default prompt)")
+        "'policy' reuses the current policy"))
+    prompt_style: Literal["chat", "completion"] = Field("chat", description=(
+        "chat (instruct models, chat template) or completion (base models)"))
+    template_dir: str | None = Field(None, description="directory of prompt templates (None: testgen's own)")
     n_samples: int = Field(1, ge=1, description="completions asked from the test writer per problem")
-    temperature: float = Field(0.2, ge=0.0, description="test-writer sampling temperature")
-    max_tokens: int = Field(512, ge=16, description="max new tokens per test-writer completion")
+    n_tests: int = Field(10, ge=1, description="tests the prompt asks for")
+    temperature: float = Field(0.0, ge=0.0, description="test-writer sampling temperature")
+    max_tokens: int = Field(768, ge=16, description="max new tokens per test-writer completion")
     max_tests: int = Field(8, ge=1, description="keep at most this many tests per problem (cap)")
     min_tests: int = Field(1, ge=1, description="problems with fewer kept tests are not used for training")
-    validation: Literal["reference", "agreement", "none"] = Field("reference", description=(
-        "how tests are validated: run against the reference solution; CodeT-style agreement with "
-        "policy samples (no reference needed); or keep all parsed tests"))
+    validation: list[Literal["reference", "inputs", "agreement"]] = Field(default_factory=lambda: ["reference"],
+                                                                          description=(
+        "validation modes, applied in order: reference (keep tests the reference solution passes), "
+        "inputs (the LM proposes inputs, the reference computes expected outputs), agreement (CodeT "
+        "dual agreement with the policy's samples; no reference needed: tests are then made after the "
+        "round's sampling). [] keeps every parsed test"))
     refresh_per_round: bool = Field(False, description="synthesize tests again at every round (else once)")
+    timeout_s: float = Field(3.0, gt=0, description="per-test time limit while validating tests")
     options: dict[str, Any] = Field(default_factory=dict, description="extra testgen config fields, passed through")
+
+    @property
+    def after_sampling(self) -> bool:
+        return "agreement" in self.validation
 
 
 class LoraConfig(_Strict):

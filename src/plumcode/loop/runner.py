@@ -47,21 +47,33 @@ class Runner:
 
     # -- orchestration -------------------------------------------------------------------------------
     def plan(self) -> list[tuple[str, Callable[[], dict[str, Any] | None]]]:
-        """Every stage of the run, in order, as ``(state key, function)``."""
+        """Every stage of the run, in order, as ``(state key, function)``.
+
+        Tests come before sampling, except with ``agreement`` validation, which needs the round's
+        samples: then the tests stage runs right after the (first, or every) sampling stage.
+        """
         cfg = self.cfg
+        tc = cfg.testgen
         steps: list[tuple[str, Callable[[], dict[str, Any] | None]]] = [("problems", self._problems)]
-        if not cfg.testgen.refresh_per_round:
-            steps.append(("tests", lambda: self._tests(self.dir, 0)))
+        if not tc.refresh_per_round and not tc.after_sampling:
+            steps.append(("tests", lambda: self._tests(self.dir, 0, None)))
         if cfg.evaluation.baseline and cfg.evaluation.benchmarks:
             steps.append(("baseline/eval", lambda: self._evaluate(self.dir / "baseline", self.policy_spec(0))))
         for r in range(cfg.rounds):
             rd = self.dir / round_dir_name(r)
             key = round_dir_name(r)
-            td = rd if cfg.testgen.refresh_per_round else self.dir
-            if cfg.testgen.refresh_per_round:
-                steps.append((f"{key}/tests", lambda r=r, rd=rd: self._tests(rd, r)))
+            td = rd if tc.refresh_per_round else self.dir
+            tests_key = f"{key}/tests" if tc.refresh_per_round else "tests"
+            if tc.refresh_per_round and not tc.after_sampling:
+                steps.append((tests_key, lambda r=r, rd=rd: self._tests(rd, r, None)))
+            # sample only problems with kept tests when those exist already (saves generation)
+            sample_src = td / "train_problems.jsonl"
+            if tc.after_sampling and (tc.refresh_per_round or r == 0):
+                sample_src = self.dir / "problems.jsonl"
+            steps.append((f"{key}/sample", lambda r=r, rd=rd, src=sample_src: self._sample(r, rd, src)))
+            if tc.after_sampling and (tc.refresh_per_round or r == 0):
+                steps.append((tests_key, lambda r=r, td=td, rd=rd: self._tests(td, r, rd / "samples.jsonl")))
             steps += [
-                (f"{key}/sample", lambda r=r, rd=rd, td=td: self._sample(r, rd, td)),
                 (f"{key}/execute", lambda rd=rd, td=td: self._execute(rd, td)),
                 (f"{key}/preferences", lambda rd=rd: self._preferences(rd)),
                 (f"{key}/train", lambda r=r, rd=rd: self._train(r, rd)),
@@ -187,13 +199,19 @@ class Runner:
         return {"loaded": n_loaded, "problems": len(problems), "decontaminated": len(dropped_all),
                 "benchmarks": {k: len(v) for k, v in bench_problems.items()}}
 
-    def _tests(self, out_dir: Path, r: int) -> dict[str, Any]:
+    def _tests(self, out_dir: Path, r: int, samples_path: Path | None) -> dict[str, Any]:
         tc = self.cfg.testgen
         problems = stages.read_problems(self.dir / "problems.jsonl")
         # "policy": the current policy writes the tests (the initial one unless tests are refreshed)
         spec = self.policy_spec(r) if tc.model == "policy" else tc.model
         backend = self.backend(spec)
-        summary = stages.synthesize(problems, backend, tc, out_dir / "tests.jsonl", seed=self.cfg.seed)
+        samples: dict[str, list[str]] | None = None
+        if samples_path is not None:
+            samples = {}
+            for s in load_jsonl(samples_path):
+                samples.setdefault(str(s["problem_id"]), []).append(s.get("code") or "")
+        summary = stages.synthesize(problems, backend, tc, out_dir / "tests.jsonl", seed=self.cfg.seed,
+                                    samples=samples)
         kept = stages.problems_with_tests(problems, out_dir / "tests.jsonl", tc)
         stages.write_problems(out_dir / "train_problems.jsonl", kept)
         summary.update({"problems": len(problems), "problems_with_tests": len(kept),
@@ -203,9 +221,9 @@ class Runner:
                                f"(see {out_dir / 'tests.jsonl'})")
         return summary
 
-    def _sample(self, r: int, rd: Path, tests_dir: Path) -> dict[str, Any]:
+    def _sample(self, r: int, rd: Path, problems_path: Path) -> dict[str, Any]:
         spec = self.policy_spec(r)
-        problems = stages.read_problems(tests_dir / "train_problems.jsonl")
+        problems = stages.read_problems(problems_path)
         sc = self.cfg.sampling
         n = stages.sample(problems, self.backend(spec), rd / "samples.jsonl", n=sc.n, temperature=sc.temperature,
                           top_p=sc.top_p, max_tokens=sc.max_tokens, seed=self.cfg.seed + r,

@@ -123,39 +123,30 @@ def load_backend(spec: str, *, seed: int) -> Any:
 
 # -- tests -------------------------------------------------------------------------------------------
 
-def synthesize(problems: list[Problem], backend: Any, tc: Any, out_path: Path, *, seed: int) -> dict[str, Any]:
-    from plumcode import testgen
+def synthesize(problems: list[Problem], backend: Any, tc: Any, out_path: Path, *, seed: int,
+               samples: dict[str, list[str]] | None = None) -> dict[str, Any]:
+    from plumcode.testgen import TestgenConfig, funnel_totals, synthesize_tests
 
-    cfg_cls = _first_attr(testgen, ("TestGenConfig", "TestgenConfig", "SynthesisConfig", "Config"))
-    check_options(cfg_cls, tc.options, "testgen")
-    values = {
-        "n_samples": tc.n_samples, "temperature": tc.temperature, "max_tokens": tc.max_tokens,
-        "max_tests": tc.max_tests, "validation": tc.validation, "seed": seed, "out_path": str(out_path),
-        "prompt_template": Path(tc.prompt).read_text(encoding="utf-8") if tc.prompt else None,
+    check_options(TestgenConfig, tc.options, "testgen")
+    values: dict[str, Any] = {
+        "validate": tuple(tc.validation), "prompt_style": tc.prompt_style, "template_dir": tc.template_dir,
+        "n_completions": tc.n_samples, "n_tests": tc.n_tests, "max_tests": tc.max_tests,
+        "temperature": tc.temperature, "max_tokens": tc.max_tokens, "seed": seed, "timeout_s": tc.timeout_s,
     }
-    values = {k: v for k, v in values.items() if v is not None}
     values.update(tc.options)
-    cfg = build_config(cfg_cls, values, what="testgen")
-    records = testgen.synthesize_tests(problems, backend, cfg, out_path) \
-        if _accepts(testgen.synthesize_tests, 4) else testgen.synthesize_tests(problems, backend, cfg)
-    recs = list(records) if records is not None else load_jsonl(out_path)
-    generated = sum(int(r.get("n_generated", r.get("n_parsed", len(r.get("tests", []))))) for r in recs)
-    kept = sum(int(r.get("n_kept", len([t for t in r.get("tests", []) if t.get("kept", t.get("valid"))]))) for r in recs)
-    return {"records": len(recs), "tests_generated": generated, "tests_valid": kept}
+    cfg = build_config(TestgenConfig, values, what="testgen")
+    records = synthesize_tests(problems, backend, cfg, out=out_path, samples=samples, progress=True)
+    tot = funnel_totals(records)
+    return {"records": len(records), "tests_generated": tot["generated"], "tests_parsed": tot["parsed"],
+            "tests_valid": tot["valid"], "tests_kept_total": tot["kept"], "problems_with_tests": tot["with_tests"],
+            "rejected_by": tot["rejected_by"]}
 
 
 def problems_with_tests(problems: list[Problem], tests_path: Path, tc: Any) -> list[Problem]:
-    from plumcode import testgen
+    from plumcode.testgen import problems_with_synthetic_tests
 
-    fn = _first_attr(testgen, ("problems_with_tests", "apply_tests", "attach_tests", "problems_from_tests"))
-    try:
-        out = fn(problems, tests_path, max_tests=tc.max_tests)
-    except TypeError:
-        out = fn(problems, tests_path)
-    out = [p for p in out if len(p.tests) >= tc.min_tests]
-    for p in out:
-        del p.tests[tc.max_tests:]
-    return out
+    out = problems_with_synthetic_tests(problems, tests_path)
+    return [p for p in out if len(p.tests) >= tc.min_tests]
 
 
 # -- sampling / execution / preferences / training / evaluation ------------------------------------
