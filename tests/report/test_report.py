@@ -15,7 +15,8 @@ def _make_run(d: Path, name: str, rounds: int, *, pass_at: list[float], paired: 
                                    f"training: {{objective: {'dpo' if paired else 'kto'}}}\n")
     atomic_write_jsonl(d / "problems.jsonl", [{"id": f"p{i}"} for i in range(3)])
     atomic_write_json(d / "decontamination.json", {"n_dropped": 1, "dropped": [{"id": "x"}]})
-    atomic_write_jsonl(d / "tests.jsonl", [{"problem_id": f"p{i}", "n_generated": 4, "n_kept": 2} for i in range(3)])
+    atomic_write_jsonl(d / "tests.jsonl", [{"problem_id": f"p{i}", "funnel": {"generated": 4, "parsed": 3, "valid": 2, "kept": 2}}
+                                           for i in range(3)])
     atomic_write_jsonl(d / "train_problems.jsonl", [{"id": f"p{i}", "tests": [{}, {}]} for i in range(2)])
     atomic_write_json(d / "baseline" / "eval.json", {"benchmarks": {"humaneval+": {"pass@1": pass_at[0]}}})
     completed = [{"stage": "problems", "summary": {}}]
@@ -48,7 +49,7 @@ def _make_run(d: Path, name: str, rounds: int, *, pass_at: list[float], paired: 
 def test_collect_numbers(tmp_path: Path) -> None:
     run = collect_run(_make_run(tmp_path / "a", "kto-arm", 2, pass_at=[0.25, 0.5, 0.75]))
     assert run.name == "kto-arm" and run.problems == 3 and run.decontaminated == 1 and run.finished
-    assert run.tests == {"problems_tested": 3, "tests_generated": 12, "tests_valid": 6,
+    assert run.tests == {"problems_tested": 3, "tests_generated": 12, "tests_parsed": 9, "tests_valid": 6,
                          "problems_with_tests": 2, "tests_kept": 4}
     assert len(run.rounds) == 2
     r0 = run.rounds[0]

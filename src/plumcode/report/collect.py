@@ -166,19 +166,13 @@ def _text(x: Any) -> str:
 
 
 def _tests_funnel(tests_path: Path, train_problems_path: Path) -> dict[str, int]:
+    """Test-synthesis funnel from testgen's records (``funnel``: generated/parsed/valid/kept)."""
     out: dict[str, int] = {}
     if tests_path.exists():
         recs = load_jsonl(tests_path)
         out["problems_tested"] = len(recs)
-        gen = kept = 0
-        for r in recs:
-            tests = r.get("tests") or []
-            gen += int(r.get("n_generated", r.get("n_parsed", len(tests))))
-            if "n_kept" in r:
-                kept += int(r["n_kept"])
-            else:
-                kept += sum(1 for t in tests if isinstance(t, dict) and t.get("kept", t.get("valid", False)))
-        out["tests_generated"], out["tests_valid"] = gen, kept
+        for k in ("generated", "parsed", "valid"):
+            out[f"tests_{k}"] = sum(int((r.get("funnel") or {}).get(k, 0)) for r in recs)
     if train_problems_path.exists():
         rows = load_jsonl(train_problems_path)
         out["problems_with_tests"] = len(rows)

@@ -118,7 +118,9 @@ def funnel_rows(run: RunData) -> list[tuple[str, list[str]]]:
     t = run.tests
     per_round("problems", lambda rd: str((rd.tests or {}).get("problems_tested", run.problems)))
     per_round("tests generated", lambda rd: str((rd.tests or t).get("tests_generated", "–")))
-    per_round("tests kept", lambda rd: str((rd.tests or t).get("tests_kept", "–")))
+    per_round("tests parsed / valid", lambda rd: f"{(rd.tests or t).get('tests_parsed', '–')} / "
+                                                 f"{(rd.tests or t).get('tests_valid', '–')}")
+    per_round("tests kept (after cap)", lambda rd: str((rd.tests or t).get("tests_kept", "–")))
     per_round("problems with kept tests", lambda rd: str((rd.tests or t).get("problems_with_tests", "–")))
     per_round("samples", lambda rd: str(rd.samples))
     per_round("samples executed", lambda rd: str(rd.verdicts))
