@@ -1,0 +1,493 @@
+"""The master M: zygote pool, job scheduling, verdict streaming, resumable files, oracle calls.
+
+M holds the jobs (tests and expected values) but never runs candidate code. Per job it makes
+the socket pairs, asks the judge zygote for a judge J (handing it the job through a memfd) and
+the candidate zygote for a candidate C, then reads J's per-test results. A selector loop keeps
+``workers`` jobs in flight and yields verdicts as they complete.
+"""
+
+from __future__ import annotations
+
+import atexit
+import json
+import logging
+import os
+import pickle
+import random
+import selectors
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from plumcode.io import JsonlAppender, read_jsonl
+from plumcode.problems.schema import Problem, read_problems
+from plumcode.sandbox import _wire
+from plumcode.sandbox.cache import VerdictCache, cache_key, problem_fingerprint
+from plumcode.sandbox.types import Sample, TestResult, Verdict
+
+log = logging.getLogger(__name__)
+
+SANDBOX_VERSION = "1"
+
+
+@dataclass
+class SandboxConfig:
+    """Limits and parallelism. ``timeout_s`` is per test (a TestCase's own timeout_s wins);
+    ``job_timeout_s`` caps one sample's total wall time so an always-looping candidate cannot
+    cost ``n_tests * timeout_s``."""
+
+    workers: int = field(default_factory=lambda: os.cpu_count() or 1)
+    timeout_s: float = 5.0
+    memory_mb: int = 4096
+    fail_fast: bool = False
+    cache_path: str | None = None
+    isolation: str = "auto"  # "auto" | "namespaces" | "process"
+    job_timeout_s: float = 120.0
+    load_timeout_s: float | None = None  # module-level code of the candidate; default timeout_s
+    tmp_mb: int = 64
+    nproc: int = 64
+    nofile: int = 256
+    fsize_mb: int = 64
+
+    def limits(self) -> dict:
+        cpu = int(self.job_timeout_s + 2 * self.timeout_s) + 5
+        return {"memory_mb": self.memory_mb, "cpu_s": cpu, "fsize_mb": self.fsize_mb, "nofile": self.nofile,
+                "nproc": self.nproc, "tmp_mb": self.tmp_mb}
+
+
+@dataclass
+class CallOutcome:
+    ok: bool
+    value: Any = None
+    error: str = ""
+    duration_s: float = 0.0
+
+
+# ---------------------------------------------------------------- zygote pool
+class _Pool:
+    def __init__(self, isolation: str, tmp_mb: int):
+        self.pid = os.getpid()
+        self.lock = threading.Lock()
+        self.procs: list[subprocess.Popen] = []
+        self.uid_base = 1_000_000 + random.randrange(1 << 16) * 65536
+        self.uid_next = 0
+        src = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+        cfg = {"isolation": isolation, "paths": [src], "tmp_mb": tmp_mb}
+        self.cz, clevel = self._start("candidate", cfg, src)
+        self.jz, jlevel = self._start("judge", cfg, src)
+        self.level = clevel
+        self.judge_level = jlevel
+
+    def _start(self, kind: str, cfg: dict, src: str) -> tuple[socket.socket, str]:
+        mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        boot = ("import sys; sys.path.insert(0, sys.argv.pop(1)); "
+                "from plumcode.sandbox import _zygote; _zygote.main()")
+        env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8", "PYTHONDONTWRITEBYTECODE": "1"}
+        p = subprocess.Popen([sys.executable, "-I", "-c", boot, src, kind, str(theirs.fileno()), json.dumps(cfg)],
+                             pass_fds=[theirs.fileno()], env=env, stdin=subprocess.DEVNULL,
+                             cwd="/", close_fds=True)
+        theirs.close()
+        self.procs.append(p)
+        mine.settimeout(60)
+        try:
+            hello = json.loads(mine.recv(1 << 16) or b"{}")
+        except (OSError, ValueError) as e:
+            raise RuntimeError(f"sandbox {kind} zygote failed to start: {e}") from None
+        mine.settimeout(None)
+        if not hello.get("ok"):
+            self.close()
+            raise RuntimeError(f"sandbox {kind} zygote failed: {hello.get('error', 'exited')}")
+        if hello.get("why_not_ns"):
+            log.info("sandbox: namespaces unavailable (%s); using process isolation", hello["why_not_ns"])
+        return mine, hello["level"]
+
+    def alive(self) -> bool:
+        return os.getpid() == self.pid and all(p.poll() is None for p in self.procs)
+
+    def new_uid(self) -> int:
+        self.uid_next = (self.uid_next + 1) % 60000
+        return self.uid_base + self.uid_next
+
+    def spawn_candidate(self, limits: dict) -> tuple[socket.socket, int]:
+        """Returns (J's RPC socket, J's lifeline fd) for a fresh candidate."""
+        j_rpc, c_rpc = socket.socketpair()
+        j_life, p_life = socket.socketpair()
+        msg = json.dumps({"limits": limits, "uid": self.new_uid()}).encode()
+        socket.send_fds(self.cz, [msg], [c_rpc.fileno(), p_life.fileno()])
+        c_rpc.close()
+        p_life.close()
+        return j_rpc, j_life.detach()
+
+    def spawn_judge(self, job: dict, limits: dict) -> tuple[socket.socket, socket.socket]:
+        job = dict(job, limits=limits)
+        memfd = os.memfd_create("plumcode-job")
+        data = pickle.dumps(job, 5)
+        os.write(memfd, data)
+        m_sock, j_sock = socket.socketpair()
+        m_life, z_life = socket.socketpair()
+        j_rpc, j_clife = self.spawn_candidate(limits)
+        socket.send_fds(self.jz, [b"{}"], [memfd, j_sock.fileno(), z_life.fileno(), j_rpc.fileno(), j_clife])
+        for s in (j_sock, z_life, j_rpc):
+            s.close()
+        os.close(memfd)
+        os.close(j_clife)
+        return m_sock, m_life
+
+    def close(self) -> None:
+        for s in (getattr(self, "cz", None), getattr(self, "jz", None)):
+            if s is not None:
+                try:
+                    s.close()
+                except OSError:
+                    pass
+        for p in self.procs:
+            try:
+                p.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+        self.procs = []
+
+
+_POOLS: dict[tuple, _Pool] = {}
+_POOLS_LOCK = threading.Lock()
+
+
+def _acquire_pool(config: SandboxConfig) -> tuple[_Pool, bool]:
+    """A warm pool from the module cache (shared=True) or a private one if it is busy."""
+    key = (config.isolation, config.tmp_mb)
+    with _POOLS_LOCK:
+        pool = _POOLS.get(key)
+        if pool is not None and not pool.alive():
+            if os.getpid() == pool.pid:
+                pool.close()
+            _POOLS.pop(key, None)
+            pool = None
+        if pool is None:
+            pool = _Pool(config.isolation, config.tmp_mb)
+            _POOLS[key] = pool
+    if pool.lock.acquire(blocking=False):
+        return pool, True
+    return _Pool(config.isolation, config.tmp_mb), False
+
+
+def _release_pool(pool: _Pool, shared: bool) -> None:
+    if shared:
+        pool.lock.release()
+    else:
+        pool.close()
+
+
+def shutdown() -> None:
+    """Stop the cached zygotes (also registered with atexit)."""
+    with _POOLS_LOCK:
+        for pool in _POOLS.values():
+            if os.getpid() == pool.pid:
+                pool.close()
+        _POOLS.clear()
+
+
+atexit.register(shutdown)
+
+
+def isolation_level(config: SandboxConfig | None = None) -> str:
+    """The isolation actually active for candidates here, e.g. ``namespaces+seccomp+landlock``."""
+    config = config or SandboxConfig()
+    pool, shared = _acquire_pool(config)
+    try:
+        return pool.level
+    finally:
+        _release_pool(pool, shared)
+
+
+# ---------------------------------------------------------------- jobs
+@dataclass
+class _Job:
+    job: dict
+    n: int
+    deadline_s: float
+    on_done: Any
+    results: dict[int, dict] = field(default_factory=dict)
+    m_sock: socket.socket | None = None
+    m_life: socket.socket | None = None
+    buf: bytearray = field(default_factory=bytearray)
+    started: float = 0.0
+    done: bool = False
+
+
+def _run_jobs(pool: _Pool, jobs: Iterator[_Job], workers: int, limits: dict) -> Iterator[_Job]:
+    """Keep ``workers`` jobs running; call each job's on_done(job) and yield it when it finishes."""
+    sel = selectors.DefaultSelector()
+    running: dict[int, _Job] = {}
+    exhausted = False
+
+    def start(j: _Job) -> None:
+        j.m_sock, j.m_life = pool.spawn_judge(j.job, limits)
+        j.m_sock.setblocking(False)
+        j.started = time.monotonic()
+        running[j.m_sock.fileno()] = j
+        sel.register(j.m_sock, selectors.EVENT_READ, j)
+
+    finished: list[_Job] = []
+
+    def finish(j: _Job, why: str = "") -> None:
+        if j.done:
+            return
+        j.done = True
+        finished.append(j)
+        sel.unregister(j.m_sock)
+        running.pop(j.m_sock.fileno(), None)
+        j.m_sock.close()
+        j.m_life.close()  # the judge zygote kills J's process group; J's candidate goes with it
+        if why:
+            for i in range(j.n):
+                if i not in j.results:
+                    j.results[i] = {"s": why, "m": "judge stopped" if why == "crash" else
+                                    "time budget for this sample exhausted", "d": 0.0,
+                                    "ok": False, "e": why}
+        j.on_done(j)
+
+    def handle(j: _Job) -> None:
+        try:
+            chunk = j.m_sock.recv(1 << 20)
+        except BlockingIOError:
+            return
+        except OSError:
+            chunk = b""
+        if not chunk:
+            finish(j, "crash")
+            return
+        j.buf += chunk
+        while len(j.buf) >= 8:
+            (n,) = _wire._HDR.unpack_from(j.buf)
+            if len(j.buf) < 8 + n:
+                break
+            data = bytes(j.buf[8:8 + n])
+            del j.buf[:8 + n]
+            try:
+                msg = _wire._RestrictedUnpickler(data, None).load()
+                if type(msg) is not dict:
+                    raise TypeError("not a dict")
+            except Exception:  # noqa: BLE001
+                finish(j, "crash")
+                return
+            t = msg.get("t")
+            if t == "res":
+                for r in msg["items"]:
+                    if type(r) is dict and type(r.get("i")) is int and 0 <= r["i"] < j.n:
+                        j.results[r["i"]] = r
+            elif t == "respawn":
+                rpc, life = pool.spawn_candidate(limits)
+                j.m_sock.setblocking(True)
+                try:
+                    _wire.send_frame(j.m_sock, b"{}", [rpc.fileno(), life])
+                finally:
+                    j.m_sock.setblocking(False)
+                    rpc.close()
+                    os.close(life)
+            elif t == "done":
+                finish(j)
+                return
+
+    while True:
+        while not exhausted and len(running) < workers:
+            try:
+                j = next(jobs)
+            except StopIteration:
+                exhausted = True
+                break
+            start(j)
+        if not running:
+            break
+        now = time.monotonic()
+        next_deadline = min(j.started + j.deadline_s for j in running.values())
+        events = sel.select(timeout=max(0.0, next_deadline - now) + 0.01)
+        for key, _ in events:
+            handle(key.data)
+        now = time.monotonic()
+        for j in list(running.values()):
+            if now > j.started + j.deadline_s:
+                finish(j, "timeout")
+        while finished:
+            yield finished.pop(0)
+
+
+def _job_for(problem: Problem, code: str, config: SandboxConfig) -> tuple[dict, float]:
+    timeouts = [t.timeout_s or config.timeout_s for t in problem.tests]
+    load_to = config.load_timeout_s or config.timeout_s
+    job = {"mode": "tests", "code": code, "entry_point": problem.entry_point, "setup": problem.setup,
+           "tests": problem.tests, "timeouts": timeouts, "fail_fast": config.fail_fast,
+           "load_timeout": load_to, "job_timeout": config.job_timeout_s}
+    # the master's backstop: J enforces everything itself; this only catches a stuck judge
+    deadline = min(sum(timeouts) + load_to * (1 + len(timeouts)), config.job_timeout_s) + 10 + 0.01 * len(timeouts)
+    return job, deadline
+
+
+def _verdict(sample: Sample, results: dict[int, dict], n: int, duration: float, level: str,
+             key: str) -> Verdict:
+    tests = []
+    for i in range(n):
+        r = results.get(i) or {"s": "crash", "m": "no result", "d": 0.0}
+        st = r.get("s") if r.get("s") in _STATUSES else "crash"
+        tests.append(TestResult(st, str(r.get("m", ""))[:300], float(r.get("d", 0.0) or 0.0)))
+    passed = n > 0 and all(t.status == "pass" for t in tests)
+    if passed:
+        status = "pass"
+    elif any(t.status == "syntax_error" for t in tests):
+        status = "syntax_error"
+    elif n == 0:
+        status = "error"
+    else:
+        status = next(t.status for t in tests if t.status != "pass")
+    return Verdict(sample.problem_id, sample.sample_id, passed, status, tests, round(duration, 6), level, key)
+
+
+_STATUSES = {"pass", "fail", "error", "syntax_error", "timeout", "memory", "crash", "skipped"}
+
+
+def execute(problems: Iterable[Problem] | Mapping[str, Problem], samples: Iterable[Sample],
+            config: SandboxConfig | None = None, progress: bool = False) -> Iterator[Verdict]:
+    """Run each sample against its problem's tests; yields exactly one verdict per sample, in
+    completion order. Identical (code, tests) pairs run once (cache). Unknown problem ids raise
+    ``KeyError`` naming the sample before anything runs for it."""
+    config = config or SandboxConfig()
+    probs = dict(problems) if isinstance(problems, Mapping) else {p.id: p for p in problems}
+    cache = VerdictCache(config.cache_path)
+    fingerprints: dict[str, str] = {}
+    limits = config.limits()
+    ready: list[Verdict] = []
+    waiting: dict[str, list[Sample]] = {}  # cache key -> samples waiting on the same run
+    bar = None
+    if progress:
+        try:
+            from tqdm import tqdm
+            bar = tqdm(desc="execute", unit="sample", total=getattr(samples, "__len__", lambda: None)())
+        except ImportError:
+            bar = None
+
+    pool, shared = _acquire_pool(config)
+    level = pool.level
+
+    def key_for(s: Sample, p: Problem) -> str:
+        fp = fingerprints.get(p.id)
+        if fp is None:
+            fp = fingerprints[p.id] = problem_fingerprint(p)
+        return cache_key(s.code, fp, config, SANDBOX_VERSION)
+
+    def jobs() -> Iterator[_Job]:
+        for s in samples:
+            if not isinstance(s, Sample):
+                raise TypeError(f"expected Sample, got {type(s).__name__}")
+            p = probs.get(s.problem_id)
+            if p is None:
+                raise KeyError(f"sample {s.sample_id!r}: unknown problem_id {s.problem_id!r}")
+            key = key_for(s, p)
+            hit = cache.get(key)
+            if hit is not None:
+                ready.append(_rekey(hit, s))
+                continue
+            if key in waiting:
+                waiting[key].append(s)
+                continue
+            waiting[key] = [s]
+            job, deadline = _job_for(p, s.code, config)
+
+            def done(j: _Job, s: Sample = s, key: str = key, n: int = len(p.tests)) -> None:
+                v = _verdict(s, j.results, n, time.monotonic() - j.started, level, key)
+                cache.put(key, v)
+                for other in waiting.pop(key, [s]):
+                    ready.append(v if other is s else _rekey(v, other))
+
+            yield _Job(job, len(p.tests), deadline, done)
+
+    try:
+        for _ in _run_jobs(pool, jobs(), config.workers, limits):
+            while ready:
+                if bar is not None:
+                    bar.update(1)
+                yield ready.pop(0)
+        while ready:
+            if bar is not None:
+                bar.update(1)
+            yield ready.pop(0)
+    finally:
+        _release_pool(pool, shared)
+        cache.close()
+        if bar is not None:
+            bar.close()
+
+
+def _rekey(v: Verdict, s: Sample) -> Verdict:
+    return Verdict(s.problem_id, s.sample_id, v.passed, v.status, [TestResult(t.status, t.message, t.duration_s)
+                                                                   for t in v.tests],
+                   v.duration_s, v.isolation, v.cache_key, True)
+
+
+def execute_file(problems_path: str | os.PathLike, samples_path: str | os.PathLike, out_path: str | os.PathLike,
+                 config: SandboxConfig | None = None, progress: bool = True) -> dict:
+    """Resumable: samples that already have a verdict line in ``out_path`` are skipped."""
+    config = config or SandboxConfig()
+    problems = read_problems(problems_path)
+    done: set[str] = set()
+    if os.path.exists(out_path):
+        for _, rec in read_jsonl(out_path, strict=False):
+            if "sample_id" in rec:
+                done.add(str(rec["sample_id"]))
+    samples = [Sample.from_json(rec, str(samples_path), line) for line, rec in read_jsonl(samples_path)]
+    todo = [s for s in samples if s.sample_id not in done]
+    counts: dict[str, int] = {}
+    n_pass = n_cached = 0
+    t0 = time.monotonic()
+    with JsonlAppender(out_path) as out:
+        for v in execute(problems, todo, config, progress=progress):
+            out.write(v.to_json())
+            counts[v.status] = counts.get(v.status, 0) + 1
+            n_pass += v.passed
+            n_cached += v.cached
+    return {"samples": len(samples), "skipped_existing": len(samples) - len(todo), "executed": len(todo),
+            "passed": n_pass, "cached": n_cached, "status_counts": counts,
+            "seconds": round(time.monotonic() - t0, 3), "isolation": isolation_level(config)}
+
+
+# ---------------------------------------------------------------- the oracle
+def _reference(mode: str, program: str, entry_point: str | None, items: list, config: SandboxConfig | None,
+               setup: str | None) -> list[CallOutcome]:
+    config = config or SandboxConfig()
+    code = (setup + "\n" + program) if setup else program
+    job = {"mode": mode, "code": code, "entry_point": entry_point, "items": items, "timeout": config.timeout_s,
+           "load_timeout": config.load_timeout_s or config.timeout_s}
+    n = len(items)
+    deadline = (config.timeout_s + 1) * (n + 1) + 10
+    holder: list[_Job] = []
+    pool, shared = _acquire_pool(config)
+    try:
+        j = _Job(job, n, deadline, holder.append)
+        for _ in _run_jobs(pool, iter([j]), 1, config.limits()):
+            pass
+    finally:
+        _release_pool(pool, shared)
+    out = []
+    for i in range(n):
+        r = holder[0].results.get(i) if holder else None
+        if not r:
+            out.append(CallOutcome(False, None, "no result (judge stopped)", 0.0))
+        else:
+            out.append(CallOutcome(bool(r.get("ok")), r.get("v"), str(r.get("e", "")), float(r.get("d", 0.0))))
+    return out
+
+
+def call_reference(program: str, entry_point: str, args_list: Sequence[tuple], *, setup: str | None = None,
+                   config: SandboxConfig | None = None) -> list[CallOutcome]:
+    """Run a trusted reference on each argument tuple (fresh copies, one sandboxed process) and
+    return its outputs as plain values: the oracle for expected outputs."""
+    return _reference("ref_call", program, entry_point, [tuple(a) for a in args_list], config, setup)
+
+
+def stdio_reference(program: str, inputs: Sequence[str], *, config: SandboxConfig | None = None) -> list[CallOutcome]:
+    """Run a trusted stdin/stdout program on each input; ``value`` is its stdout."""
+    return _reference("ref_stdio", program, None, list(inputs), config, None)

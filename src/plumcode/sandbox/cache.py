@@ -1,0 +1,68 @@
+"""Verdict cache: the same (code, tests, limits) never runs twice.
+
+Keyed by sha256 of the code, a canonical JSON fingerprint of the problem's tests + setup +
+entry point, the limits that can change a verdict, and the sandbox version. An in-memory dict
+answers hits in microseconds; an optional sqlite file persists them across runs and rounds.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from typing import Any
+
+from plumcode.io import sha256_text
+from plumcode.problems.schema import Problem
+from plumcode.sandbox.types import TestResult, Verdict
+
+
+def problem_fingerprint(p: Problem) -> str:
+    doc = {"entry_point": p.entry_point, "setup": p.setup, "tests": [t.to_json() for t in p.tests]}
+    return sha256_text(json.dumps(doc, sort_keys=True, ensure_ascii=False, separators=(",", ":")))
+
+
+def cache_key(code: str, fingerprint: str, config: Any, version: str) -> str:
+    limits = f"{config.timeout_s}|{config.memory_mb}|{int(config.fail_fast)}|{config.job_timeout_s}"
+    return sha256_text(code, fingerprint, limits, version)
+
+
+class VerdictCache:
+    def __init__(self, path: str | None = None):
+        self.path = path
+        self.mem: dict[str, Verdict] = {}
+        self.db: sqlite3.Connection | None = None
+        if path:
+            self.db = sqlite3.connect(path, timeout=30)
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("CREATE TABLE IF NOT EXISTS verdicts (key TEXT PRIMARY KEY, verdict TEXT NOT NULL)")
+            self.db.commit()
+        self._dirty = 0
+
+    def get(self, key: str) -> Verdict | None:
+        v = self.mem.get(key)
+        if v is not None or self.db is None:
+            return v
+        row = self.db.execute("SELECT verdict FROM verdicts WHERE key = ?", (key,)).fetchone()
+        if row is None:
+            return None
+        d = json.loads(row[0])
+        v = Verdict(d["problem_id"], d["sample_id"], d["passed"], d["status"],
+                    [TestResult(**t) for t in d["tests"]], d["duration_s"], d["isolation"], key, True)
+        self.mem[key] = v
+        return v
+
+    def put(self, key: str, v: Verdict) -> None:
+        self.mem[key] = v
+        if self.db is not None:
+            d = v.to_json()
+            self.db.execute("INSERT OR REPLACE INTO verdicts VALUES (?, ?)", (key, json.dumps(d)))
+            self._dirty += 1
+            if self._dirty >= 256:
+                self.db.commit()
+                self._dirty = 0
+
+    def close(self) -> None:
+        if self.db is not None:
+            self.db.commit()
+            self.db.close()
+            self.db = None
