@@ -527,11 +527,11 @@ def parse_stdio_tests(texts: Iterable[str], stats: ParseStats | None = None,
     for text in texts:
         for block in extract_code_blocks(prefix + text):
             stats.blocks += 1
-            tree = parse_lenient(block)
-            if tree is None:
+            nodes = _literal_nodes(block)
+            if nodes is None:
                 stats.unparsable_blocks += 1
                 continue
-            for node in ast.walk(tree):
+            for node in nodes:
                 if not isinstance(node, (ast.Tuple, ast.List)) or len(node.elts) != 2:
                     continue
                 try:
@@ -549,6 +549,27 @@ def parse_stdio_tests(texts: Iterable[str], stats: ParseStats | None = None,
                 seen.add(k)
                 out.append(Candidate(TestCase("stdio", input=inp, output=outp), key=json.dumps(k)))
     return out
+
+
+def _literal_nodes(block: str, wrap_list: bool = False) -> list[ast.AST] | None:
+    """All nodes of the block; for a list cut off mid-way (``tests = [("1", "2"),\n ("3",``), the
+    nodes of each line parsed on its own, which recovers the complete items."""
+    tree = parse_lenient(block)
+    nodes: list[ast.AST] = list(ast.walk(tree)) if tree is not None else []
+    if any(isinstance(n, (ast.List, ast.Tuple)) for n in nodes):
+        return nodes
+    found = False
+    for line in block.splitlines():
+        s = line.strip().rstrip(",")
+        if not s or s.startswith("#"):
+            continue
+        try:
+            expr = ast.parse(f"[{s}]" if wrap_list else s, mode="eval")
+        except SyntaxError:
+            continue
+        found = True
+        nodes.extend(ast.walk(expr))
+    return nodes if (found or tree is not None) else None
 
 
 @dataclass
@@ -607,10 +628,7 @@ def parse_stdio_inputs(texts: Iterable[str], prefix: str = "") -> list[str]:
     out: list[str] = []
     for text in texts:
         for block in extract_code_blocks(prefix + text):
-            tree = parse_lenient(block)
-            if tree is None:
-                continue
-            for node in ast.walk(tree):
+            for node in _literal_nodes(block, wrap_list=True) or []:
                 if isinstance(node, ast.List):
                     for e in node.elts:
                         if isinstance(e, ast.Constant) and isinstance(e.value, str):

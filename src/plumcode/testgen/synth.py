@@ -380,6 +380,13 @@ def _agreement(works: list[_Work], samples: Mapping[str, Sequence[str]], runner:
 
 def _finish(w: _Work, config: TestgenConfig, runner: Runner) -> dict:
     valid = [c for c in w.cands if c.status in ("pending", "valid")]
+    if w.problem.is_stdio:  # the same stdin from the model and from the inputs prompt: keep one
+        seen: set[str] = set()
+        for c in valid:
+            if (c.test.input or "") in seen:
+                c.reject("duplicate", "duplicate: same stdin as an earlier valid test")
+            seen.add(c.test.input or "")
+        valid = [c for c in valid if c.status != "rejected"]
     # keep both origins when capping: alternate model-written and reference-computed tests
     a = [c for c in valid if c.origin == "model"]
     b = [c for c in valid if c.origin != "model"]
