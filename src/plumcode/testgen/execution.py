@@ -103,12 +103,12 @@ class SandboxRunner:
 
     def call_reference(self, program: str, entry_point: str, args_list: Sequence[tuple],
                        setup: str | None = None) -> list[CallOutcome]:
-        res = self._sb.call_reference(program, entry_point, list(args_list), setup=setup)
+        res = self._sb.call_reference(program, entry_point, list(args_list), setup=setup, config=self.config)
         return [CallOutcome(r.ok, r.value, getattr(r, "error", "") or "", getattr(r, "duration_s", 0.0))
                 for r in res]
 
     def stdio_reference(self, program: str, inputs: Sequence[str]) -> list[CallOutcome]:
-        res = self._sb.stdio_reference(program, list(inputs))
+        res = self._sb.stdio_reference(program, list(inputs), config=self.config)
         return [CallOutcome(r.ok, r.value, getattr(r, "error", "") or "", getattr(r, "duration_s", 0.0))
                 for r in res]
 
