@@ -183,19 +183,33 @@ def sandbox_config(sb: Any) -> Any:
 
 
 def execute(problems_path: Path, samples_path: Path, out_path: Path, sb: Any) -> dict[str, Any]:
+    """Run the round's samples against the kept tests (resumable: samples with a verdict are skipped).
+
+    Samples of problems that kept no test (possible when tests are made after sampling, for
+    agreement validation) are left out through an executable subset written beside the samples.
+    """
     from plumcode.sandbox import execute_file
 
-    execute_file(problems_path, samples_path, out_path, sandbox_config(sb))
+    ids = {p.id for p in read_problems(problems_path)}
+    samples = load_jsonl(samples_path)
+    src = samples_path
+    if any(str(s["problem_id"]) not in ids for s in samples):
+        src = samples_path.with_name(samples_path.stem + ".executable.jsonl")
+        atomic_write_jsonl(src, [s for s in samples if str(s["problem_id"]) in ids])
+    res = execute_file(problems_path, src, out_path, sandbox_config(sb))
     verdicts = load_jsonl(out_path)
-    ids = [v["sample_id"] for v in verdicts]
-    if len(set(ids)) != len(ids):
-        raise RuntimeError(f"{out_path}: duplicate verdicts ({len(ids) - len(set(ids))})")
+    vids = [v["sample_id"] for v in verdicts]
+    if len(set(vids)) != len(vids):
+        raise RuntimeError(f"{out_path}: duplicate verdicts ({len(vids) - len(set(vids))})")
     passed = sum(bool(v.get("passed")) for v in verdicts)
     statuses: dict[str, int] = {}
     for v in verdicts:
         statuses[v.get("status", "?")] = statuses.get(v.get("status", "?"), 0) + 1
-    return {"verdicts": len(verdicts), "passed": passed,
-            "pass_rate": round(passed / len(verdicts), 4) if verdicts else 0.0, "statuses": statuses}
+    out = {"verdicts": len(verdicts), "passed": passed,
+           "pass_rate": round(passed / len(verdicts), 4) if verdicts else 0.0, "statuses": statuses}
+    if isinstance(res, dict):
+        out.update({k: res[k] for k in ("executed", "skipped_existing", "cached", "isolation") if k in res})
+    return out
 
 
 def preferences(samples: list[dict], verdicts: list[dict], pc: Any, objective: str, out_path: Path, *,
