@@ -94,6 +94,7 @@ class Zygote:
         self.seccomp = False
         self.landlock = 0
         self.tmpdir: str | None = None
+        self.pidns: int | None = None  # root: fork C straight into a fresh pid namespace
 
     # ---- setup
     def setup(self) -> None:
@@ -111,6 +112,8 @@ class Zygote:
                         L.unshare(L.CLONE_NEWUSER | L.CLONE_NEWNS | L.CLONE_NEWNET)
                         L.write_id_maps(0, uid, gid)
                     build_view(src, None)
+                    if self.root:
+                        self.pidns = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
                     self._probe_candidate_ns()
                     self.level = "namespaces"
                 except OSError as e:
@@ -160,16 +163,42 @@ class Zygote:
 
     def _probe_candidate_ns(self) -> None:
         """Fail fast (so 'auto' can fall back) if per-candidate namespaces do not work here."""
-        pid = os.fork()
-        if pid == 0:
-            try:
-                self._enter_candidate_ns(probe=True)
-                os._exit(0)
-            except BaseException:  # noqa: BLE001
-                os._exit(1)
+        if self.pidns is not None:
+            pid = self._fork_in_new_pidns()
+            if pid == 0:
+                try:
+                    self._direct_ns_mounts(1)
+                    os._exit(0)
+                except BaseException:  # noqa: BLE001
+                    os._exit(1)
+        else:
+            pid = os.fork()
+            if pid == 0:
+                try:
+                    self._enter_candidate_ns(probe=True)
+                    os._exit(0)
+                except BaseException:  # noqa: BLE001
+                    os._exit(1)
         _, st = os.waitpid(pid, 0)
         if st != 0:
             raise OSError(0, "per-candidate namespaces unavailable")
+
+    def _fork_in_new_pidns(self) -> int:
+        """fork() whose child is pid 1 of a new pid namespace; the zygote's own pid namespace
+        for children is restored right after, so the next call can do it again."""
+        L.unshare(L.CLONE_NEWPID)
+        try:
+            pid = os.fork()
+        finally:
+            if os.getpid() != 1:
+                L.setns(self.pidns, L.CLONE_NEWPID)
+        return pid
+
+    @staticmethod
+    def _direct_ns_mounts(tmp_mb: int) -> None:
+        L.unshare(L.CLONE_NEWNS | L.CLONE_NEWIPC | L.CLONE_NEWUTS)
+        L.mount("tmpfs", "/tmp", "tmpfs", L.MS_NOSUID | L.MS_NODEV, f"size={tmp_mb}m,mode=0777")
+        L.mount("proc", "/proc", "proc", L.MS_NOSUID | L.MS_NODEV | L.MS_NOEXEC)
 
     def _enter_candidate_ns(self, probe: bool = False) -> None:
         if self.root:
@@ -226,14 +255,23 @@ class Zygote:
                     self.kill(pid)
 
     def shutdown(self) -> None:
+        """Judges die at once; keepers get a moment to clean up after their candidates (their
+        lifelines close when the judges die), then everything left is killed."""
+        for pid, (_pfd, life, _pg) in list(self.children.items()):
+            if life is not None:  # judges and directly forked candidates: no cleanup of their own
+                self.kill(pid)
+        deadline = time.monotonic() + 3
+        while self.children and time.monotonic() < deadline:
+            for pid in list(self.children):
+                try:
+                    p, _ = os.waitpid(pid, os.WNOHANG)
+                except ChildProcessError:
+                    p = pid
+                if p:
+                    self.children.pop(pid, None)
+            time.sleep(0.01)
         for pid in list(self.children):
             self.kill(pid)
-        deadline = time.monotonic() + 2
-        for pid in list(self.children):
-            try:
-                os.waitpid(pid, 0 if time.monotonic() < deadline else os.WNOHANG)
-            except ChildProcessError:
-                pass
         os._exit(0)
 
     def kill(self, pid: int) -> None:
@@ -277,12 +315,10 @@ class Zygote:
                 break
             if p == 0:
                 break
-            if p in self.children:  # one of ours finished at the same time: handle normally
-                self.children[p] = self.children[p]
-                break
 
     def spawn(self, msg: dict, fds: list[int]) -> None:
-        pid = os.fork()
+        direct = self.kind == "candidate" and self.level == "namespaces" and self.pidns is not None
+        pid = self._fork_in_new_pidns() if direct else os.fork()
         if pid == 0:
             code = 1
             try:
@@ -298,6 +334,9 @@ class Zygote:
                     from plumcode.sandbox import _judge
                     _judge.main(msg, fds)
                     code = 0
+                elif direct:
+                    os.close(fds[1])
+                    self.candidate(msg, fds[0], None, msg.get("uid", NOBODY), direct=True)
                 else:
                     code = self.keeper(msg, fds)
             except BaseException:  # noqa: BLE001
@@ -311,6 +350,9 @@ class Zygote:
             except OSError:
                 pass
             life = fds[2]
+            keep = {life}
+        elif direct:
+            life = fds[1]
             keep = {life}
         else:
             life = None
@@ -369,26 +411,29 @@ class Zygote:
 
     @staticmethod
     def _sweep_uid(uid: int) -> None:
-        """Kill every process of a per-job uid (escapees that left the process group)."""
-        for _ in range(50):
-            k = os.fork()
-            if k == 0:
-                try:
-                    os.setresuid(uid, uid, uid)
+        """Kill every process of a per-job uid (escapees that left the process group). kill(-1)
+        as that uid reaches exactly its processes; repeated so a fork racing the first pass dies."""
+        k = os.fork()
+        if k == 0:
+            try:
+                os.setresuid(uid, uid, uid)
+                for _ in range(4):
                     os.kill(-1, signal.SIGKILL)
-                    os._exit(0)
-                except ProcessLookupError:
-                    os._exit(3)
-                except BaseException:  # noqa: BLE001
-                    os._exit(4)
-            _, st = os.waitpid(k, 0)
-            if os.waitstatus_to_exitcode(st) != 0:
-                return
+            finally:
+                os._exit(0)
+        os.waitpid(k, 0)
 
-    def candidate(self, msg: dict, sock_fd: int, tmp: str | None, uid: int) -> None:
+    def candidate(self, msg: dict, sock_fd: int, tmp: str | None, uid: int, direct: bool = False) -> None:
         L.set_pdeathsig(signal.SIGKILL)
         lim = msg["limits"]
-        if tmp is None:  # namespaces: we are pid 1 of a fresh pid namespace
+        if direct:  # root: pid 1 of a fresh pid namespace, then a per-job unprivileged uid
+            self._direct_ns_mounts(lim["tmp_mb"])
+            tmp = "/tmp"
+            os.setgroups([])
+            os.setresgid(uid, uid, uid)
+            os.setresuid(uid, uid, uid)
+            L.drop_capabilities()
+        elif tmp is None:  # namespaces via a user namespace: pid 1 of a fresh pid namespace
             L.mount("tmpfs", "/tmp", "tmpfs", L.MS_NOSUID | L.MS_NODEV, f"size={lim['tmp_mb']}m,mode=0777")
             L.mount("proc", "/proc", "proc", L.MS_NOSUID | L.MS_NODEV | L.MS_NOEXEC)
             tmp = "/tmp"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections import OrderedDict
 from typing import Any
 
 from plumcode.io import sha256_text
@@ -26,10 +27,14 @@ def cache_key(code: str, fingerprint: str, config: Any, version: str) -> str:
     return sha256_text(code, fingerprint, limits, version)
 
 
+_MEM: OrderedDict[str, Verdict] = OrderedDict()  # process-wide, shared by every execute() call
+MEM_MAX = 500_000
+
+
 class VerdictCache:
     def __init__(self, path: str | None = None):
         self.path = path
-        self.mem: dict[str, Verdict] = {}
+        self.mem = _MEM
         self.db: sqlite3.Connection | None = None
         if path:
             self.db = sqlite3.connect(path, timeout=30)
@@ -53,6 +58,8 @@ class VerdictCache:
 
     def put(self, key: str, v: Verdict) -> None:
         self.mem[key] = v
+        if len(self.mem) > MEM_MAX:
+            self.mem.popitem(last=False)
         if self.db is not None:
             d = v.to_json()
             self.db.execute("INSERT OR REPLACE INTO verdicts VALUES (?, ?)", (key, json.dumps(d)))

@@ -1,0 +1,44 @@
+"""``plumcode execute``: run samples against problem tests, resumably, and print a summary."""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+from plumcode.sandbox._master import SandboxConfig, execute_file
+
+
+def register(sub: argparse._SubParsersAction, name: str, help: str) -> None:
+    p = sub.add_parser(name, help=help, description=help + ". Rerunning with the same --out resumes: "
+                       "samples that already have a verdict line are skipped.")
+    p.add_argument("--problems", required=True, help="Problem JSONL (plumcode problems output)")
+    p.add_argument("--samples", required=True, help="samples JSONL: problem_id, sample_id, code")
+    p.add_argument("--out", required=True, help="verdicts JSONL (appended to; resumable)")
+    p.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="parallel samples (default: CPUs)")
+    p.add_argument("--timeout", type=float, default=5.0, help="per-test wall limit in seconds (default 5)")
+    p.add_argument("--job-timeout", type=float, default=120.0,
+                   help="total wall limit per sample in seconds (default 120)")
+    p.add_argument("--memory-mb", type=int, default=4096, help="address-space limit per candidate (MiB)")
+    p.add_argument("--fail-fast", action="store_true", help="stop a sample's tests at the first failure")
+    p.add_argument("--cache", default=None, help="sqlite verdict cache file shared across runs")
+    p.add_argument("--isolation", choices=["auto", "namespaces", "process"], default="auto",
+                   help="auto = strongest available (default)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    cfg = SandboxConfig(workers=max(1, args.workers), timeout_s=args.timeout, memory_mb=args.memory_mb,
+                        fail_fast=args.fail_fast, cache_path=args.cache, isolation=args.isolation,
+                        job_timeout_s=args.job_timeout)
+    s = execute_file(args.problems, args.samples, args.out, cfg, progress=not args.no_progress)
+    print(f"isolation: {s['isolation']}")
+    print(f"samples: {s['samples']}  executed: {s['executed']}  already done: {s['skipped_existing']}  "
+          f"cache hits: {s['cached']}")
+    n = s["executed"]
+    rate = f" ({100.0 * s['passed'] / n:.1f}%)" if n else ""
+    print(f"passed: {s['passed']}/{n}{rate}  in {s['seconds']:.1f}s")
+    if s["status_counts"]:
+        print("status: " + ", ".join(f"{k}={v}" for k, v in sorted(s["status_counts"].items())))
+    print(f"verdicts: {args.out}")
+    return 0
