@@ -467,7 +467,8 @@ def _reference(mode: str, program: str, entry_point: str | None, items: list, co
     pool, shared = _acquire_pool(config)
     try:
         j = _Job(job, n, deadline, holder.append)
-        for _ in _run_jobs(pool, iter([j]), 1, config.limits()):
+        limits = dict(config.limits(), cpu_s=int(config.timeout_s * (n + 1)) + 10)
+        for _ in _run_jobs(pool, iter([j]), 1, limits):
             pass
     finally:
         _release_pool(pool, shared)
