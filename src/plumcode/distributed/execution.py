@@ -161,122 +161,162 @@ class _Driver:
             time.sleep(1.0)
 
 
+class RayExecutor:
+    """Sandbox actors that stay up across calls (one per node), for a loop that executes many
+    batches: ``ex.execute(samples)`` can be called repeatedly; ``close()`` stops the actors."""
+
+    def __init__(self, problems: Iterable[Problem], config: Any = None, address: str | None = None, *,
+                 options: RayExecOptions | None = None):
+        self.opts = options or RayExecOptions()
+        self.stats = RayExecStats()
+        connect(address)
+        self.ray = import_ray()
+        self._drv = _Driver(list(problems), config, self.opts, self.stats)
+        self._drv.ensure_actors()
+
+    def close(self) -> None:
+        for a in self._drv.actors:
+            try:
+                self.ray.kill(a.handle)
+            except Exception:  # noqa: BLE001 - already gone
+                pass
+        self._drv.actors = []
+
+    def __enter__(self) -> RayExecutor:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def execute(self, samples: Iterable[Sample], done: Iterable[str] = ()) -> Iterator[Verdict]:
+        """Yield exactly one :class:`Verdict` per new sample_id, in completion order.
+
+        ``samples`` may be a lazy iterator: it is read only as fast as the cluster executes
+        (back-pressure). Sample ids in ``done`` and repeated ids in the input are skipped."""
+        ray, opts, stats, drv = self.ray, self.opts, self.stats, self._drv
+        drv.ensure_actors()
+        seen: set[str] = set(done)
+        queued: set[str] = set()  # sample ids read from the input but without a verdict yet
+        retry: collections.deque[_Chunk] = collections.deque()
+        inflight: dict[Any, tuple[_Actor, _Chunk, float]] = {}
+        source = iter(samples)
+        exhausted = False
+
+        def next_chunk(size: int) -> _Chunk | None:
+            nonlocal exhausted
+            while retry:
+                ch = retry.popleft()
+                ch.samples = [s for s in ch.samples if s.sample_id not in seen]
+                if ch.samples:
+                    return ch
+            batch: list[Sample] = []
+            while not exhausted and len(batch) < size:
+                try:
+                    s = next(source)
+                except StopIteration:
+                    exhausted = True
+                    break
+                if s.sample_id in seen or s.sample_id in queued:
+                    stats.skipped_done += 1
+                    continue
+                queued.add(s.sample_id)
+                batch.append(s)
+            return _Chunk(batch) if batch else None
+
+        def fill() -> None:
+            while True:
+                live = [a for a in drv.live() if a.inflight < opts.inflight_per_actor]
+                if not live:
+                    return
+                actor = min(live, key=lambda a: a.inflight)
+                ch = next_chunk(opts.chunk_size or 8 * actor.workers)
+                if ch is None:
+                    return
+                ref = actor.handle.run.remote([dataclasses.asdict(s) for s in ch.samples])
+                actor.inflight += 1
+                ch.attempts += 1
+                stats.chunks_submitted += 1
+                inflight[ref] = (actor, ch, time.monotonic())
+
+        def lose(actor: _Actor, why: str) -> None:
+            if actor.alive:
+                actor.alive = False
+                drv.lost_at[actor.node_id] = time.monotonic()
+                stats.actors_lost += 1
+                log.warning("sandbox actor on node %s lost (%s); resubmitting its chunks", actor.node_id[:8], why)
+                try:
+                    ray.kill(actor.handle)
+                except Exception:  # noqa: BLE001 - already dead is fine
+                    pass
+
+        fill()
+        last_scan = time.monotonic()
+        try:
+            while inflight:
+                if time.monotonic() - last_scan > opts.rescan_s:  # new or recovered nodes
+                    drv.start_missing_actors()
+                    last_scan = time.monotonic()
+                    fill()
+                ready, _ = ray.wait(list(inflight), num_returns=1, timeout=1.0)
+                if opts.chunk_timeout_s is not None:  # a hung node: kill its actor, its chunks get retried
+                    now = time.monotonic()
+                    for _ref, (actor, _ch, t0) in list(inflight.items()):
+                        if now - t0 > opts.chunk_timeout_s:
+                            lose(actor, f"chunk exceeded {opts.chunk_timeout_s}s since submission")
+                for ref in ready:
+                    actor, ch, _t0 = inflight.pop(ref)
+                    actor.inflight -= 1
+                    try:
+                        results = ray.get(ref)
+                    except ray.exceptions.RayTaskError:
+                        raise  # the executor itself raised: a bug or bad data, not a lost machine
+                    except ray.exceptions.RayError as e:
+                        lose(actor, type(e).__name__)
+                        if ch.attempts >= opts.max_chunk_attempts:
+                            raise RuntimeError(f"a chunk of {len(ch.samples)} samples was lost "
+                                               f"{ch.attempts} times; giving up") from e
+                        stats.chunks_retried += 1
+                        retry.append(ch)
+                        continue
+                    node = stats.nodes[actor.node_id]
+                    for d in results:
+                        v = Verdict.from_json(d)
+                        if v.sample_id in seen:
+                            stats.duplicates_dropped += 1
+                            continue
+                        seen.add(v.sample_id)
+                        queued.discard(v.sample_id)
+                        stats.verdicts += 1
+                        node["verdicts"] += 1
+                        node["isolation"][v.isolation] = node["isolation"].get(v.isolation, 0) + 1
+                        yield v
+                if any(not a.alive for a in drv.actors):
+                    drv.actors = drv.live()
+                    if retry or not exhausted:
+                        drv.ensure_actors()
+                fill()
+
+        finally:  # abandoned early: free the slots (the actors finish those chunks, unread)
+            for actor, _ch, _t0 in inflight.values():
+                actor.inflight -= 1
+            inflight.clear()
+
 def execute_ray(problems: Iterable[Problem], samples: Iterable[Sample], config: Any = None,
                 address: str | None = None, *, options: RayExecOptions | None = None,
                 done: Iterable[str] = (), stats: RayExecStats | None = None) -> Iterator[Verdict]:
     """Execute ``samples`` on a Ray cluster; yield exactly one :class:`Verdict` per new sample_id.
 
     ``config`` is the sandbox config (``plumcode.sandbox.SandboxConfig``) applied on every node
-    with ``workers`` replaced by that node's core count. ``samples`` may be a lazy iterator: it
-    is consumed only as fast as the cluster executes (back-pressure). Sample ids in ``done`` and
-    repeated ids in the input are skipped. Verdicts arrive in completion order, not input order.
+    with ``workers`` replaced by that node's core count. ``address`` as in :func:`connect`
+    (None: the running Ray or a local instance). See :meth:`RayExecutor.execute`.
     """
-    opts = options or RayExecOptions()
-    stats = stats if stats is not None else RayExecStats()
-    connect(address)
-    ray = import_ray()
-    drv = _Driver(list(problems), config, opts, stats)
-    drv.ensure_actors()
-
-    seen: set[str] = set(done)
-    queued: set[str] = set()  # sample ids read from the input but without a verdict yet
-    retry: collections.deque[_Chunk] = collections.deque()
-    inflight: dict[Any, tuple[_Actor, _Chunk, float]] = {}
-    source = iter(samples)
-    exhausted = False
-
-    def next_chunk(size: int) -> _Chunk | None:
-        nonlocal exhausted
-        while retry:
-            ch = retry.popleft()
-            ch.samples = [s for s in ch.samples if s.sample_id not in seen]
-            if ch.samples:
-                return ch
-        batch: list[Sample] = []
-        while not exhausted and len(batch) < size:
-            try:
-                s = next(source)
-            except StopIteration:
-                exhausted = True
-                break
-            if s.sample_id in seen or s.sample_id in queued:
-                stats.skipped_done += 1
-                continue
-            queued.add(s.sample_id)
-            batch.append(s)
-        return _Chunk(batch) if batch else None
-
-    def fill() -> None:
-        while True:
-            live = [a for a in drv.live() if a.inflight < opts.inflight_per_actor]
-            if not live:
-                return
-            actor = min(live, key=lambda a: a.inflight)
-            ch = next_chunk(opts.chunk_size or 8 * actor.workers)
-            if ch is None:
-                return
-            ref = actor.handle.run.remote([dataclasses.asdict(s) for s in ch.samples])
-            actor.inflight += 1
-            ch.attempts += 1
-            stats.chunks_submitted += 1
-            inflight[ref] = (actor, ch, time.monotonic())
-
-    def lose(actor: _Actor, why: str) -> None:
-        if actor.alive:
-            actor.alive = False
-            drv.lost_at[actor.node_id] = time.monotonic()
-            stats.actors_lost += 1
-            log.warning("sandbox actor on node %s lost (%s); resubmitting its chunks", actor.node_id[:8], why)
-            try:
-                ray.kill(actor.handle)
-            except Exception:  # noqa: BLE001 - already dead is fine
-                pass
-
-    fill()
-    last_scan = time.monotonic()
-    while inflight:
-        if time.monotonic() - last_scan > opts.rescan_s:
-            drv.start_missing_actors()
-            last_scan = time.monotonic()
-            fill()
-        ready, _ = ray.wait(list(inflight), num_returns=1, timeout=1.0)
-        if opts.chunk_timeout_s is not None:  # a hung node: kill its actor, its chunks get retried
-            now = time.monotonic()
-            for _ref, (actor, _ch, t0) in list(inflight.items()):
-                if now - t0 > opts.chunk_timeout_s:
-                    lose(actor, f"chunk exceeded {opts.chunk_timeout_s}s since submission")
-        for ref in ready:
-            actor, ch, _t0 = inflight.pop(ref)
-            actor.inflight -= 1
-            try:
-                results = ray.get(ref)
-            except ray.exceptions.RayTaskError:
-                raise  # the executor itself raised: a bug or bad data, not a lost machine
-            except ray.exceptions.RayError as e:
-                lose(actor, type(e).__name__)
-                if ch.attempts >= opts.max_chunk_attempts:
-                    raise RuntimeError(f"a chunk of {len(ch.samples)} samples was lost "
-                                       f"{ch.attempts} times; giving up") from e
-                stats.chunks_retried += 1
-                retry.append(ch)
-                continue
-            node = stats.nodes[actor.node_id]
-            for d in results:
-                v = Verdict.from_json(d)
-                if v.sample_id in seen:
-                    stats.duplicates_dropped += 1
-                    continue
-                seen.add(v.sample_id)
-                queued.discard(v.sample_id)
-                stats.verdicts += 1
-                node["verdicts"] += 1
-                node["isolation"][v.isolation] = node["isolation"].get(v.isolation, 0) + 1
-                yield v
-        if any(not a.alive for a in drv.actors):
-            drv.actors = drv.live()
-            if retry or not exhausted:
-                drv.ensure_actors()
-        fill()
+    ex = RayExecutor(problems, config, address, options=options)
+    if stats is not None:
+        ex.stats = ex._drv.stats = stats
+    try:
+        yield from ex.execute(samples, done)
+    finally:
+        ex.close()
 
 
 def execute_file_ray(problems_path: str | os.PathLike, samples_path: str | os.PathLike,
