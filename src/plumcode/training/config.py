@@ -1,0 +1,91 @@
+"""Training configuration and result records."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Literal
+
+Objective = Literal["kto", "dpo", "sft"]
+
+DEFAULT_LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+
+
+@dataclass
+class TrainConfig:
+    """Everything that shapes one training round; saved with every checkpoint.
+
+    Loss hyper-parameters have TRL's names and defaults (``beta``, ``desirable_weight``, ...), so
+    a TRL recipe carries over. ``None`` weights mean: take them from the preference summary the
+    preference stage wrote beside the data, else 1.0.
+    """
+
+    objective: Objective = "kto"
+    beta: float = 0.1
+    desirable_weight: float | None = None
+    undesirable_weight: float | None = None
+    kto_kl: bool = True  # TRL's batch KL estimate from mismatched (prompt, completion) pairs
+    # parameters
+    lora: bool = True
+    lora_r: int = 16
+    lora_alpha: int = 32
+    lora_dropout: float = 0.0
+    lora_targets: tuple[str, ...] = DEFAULT_LORA_TARGETS
+    # optimisation
+    learning_rate: float = 5e-5
+    epochs: float = 1.0
+    max_steps: int = 0  # > 0 overrides epochs
+    batch_size: int = 4  # pairs (dpo) or examples (kto, sft) per optimizer step, before accumulation
+    grad_accum: int = 1
+    warmup_ratio: float = 0.1
+    scheduler: Literal["cosine", "linear", "constant"] = "cosine"
+    weight_decay: float = 0.0
+    max_grad_norm: float = 1.0
+    max_length: int = 1024  # keep_start truncation, like TRL
+    seed: int = 0
+    # execution
+    device: str = "auto"  # auto | cpu | cuda | cuda:1 | mps
+    dtype: str = "auto"  # auto (bf16 on capable GPUs, fp32 elsewhere) | float32 | bfloat16 | float16
+    memory_saving: bool = False  # gradient checkpointing + recomputed lm-head chunks
+    logits_chunk: int = 0  # completion tokens per lm-head chunk; 0 = all at once (memory_saving: 512)
+    ref_batch_tokens: int = 16384  # token budget per no-grad reference batch
+    # outputs
+    log_every: int = 1
+    save_every: int = 0  # optimizer steps between resumable checkpoints; 0 = only at the end
+    keep_checkpoints: int = 2
+    save_merged: bool = False  # LoRA: also write merged full weights (out/model) for vLLM/transformers
+    report_to: tuple[str, ...] = ()  # "tensorboard", "wandb" (when installed)
+    resume: bool = True  # continue from the newest checkpoint-* in out_dir when one exists
+
+    def to_json(self) -> dict:
+        d = asdict(self)
+        d["lora_targets"] = list(self.lora_targets)
+        d["report_to"] = list(self.report_to)
+        return d
+
+    @classmethod
+    def from_json(cls, d: dict) -> TrainConfig:
+        known = {k: v for k, v in d.items() if k in cls.__dataclass_fields__}
+        for k in ("lora_targets", "report_to"):
+            if k in known:
+                known[k] = tuple(known[k])
+        return cls(**known)
+
+
+@dataclass
+class TrainResult:
+    out_dir: str
+    objective: str
+    steps: int
+    examples: int
+    final_loss: float
+    adapter_dir: str | None
+    model_dir: str | None
+    log_path: str
+    history: list[dict] = field(default_factory=list)
+    seconds: float = 0.0
+    resumed_from_step: int = 0
+
+    def to_json(self) -> dict:
+        d = asdict(self)
+        d.pop("history")
+        return d
