@@ -30,6 +30,7 @@ class _Server:
         self.handles: dict[int, Any] = {}
         self.ids: dict[int, int] = {}
         self.module: types.ModuleType | None = None
+        self.pid = os.getpid()
 
     # ---- encoding
     def _handle(self, obj: Any) -> int:
@@ -79,6 +80,8 @@ class _Server:
         return U(io.BytesIO(data)).load()
 
     def reply(self, msg: Any) -> None:
+        if os.getpid() != self.pid:  # a fork of the candidate returned into the server: mute it
+            os._exit(0)
         try:
             data = self.dumps(msg)
         except BaseException as e:  # noqa: BLE001 - unpicklable result: report, never crash silently

@@ -464,6 +464,7 @@ class Zygote:
         L.seccomp_filter()
         L.set_rlimits(memory_mb=lim["memory_mb"], cpu_s=lim["cpu_s"], fsize_mb=lim["fsize_mb"],
                       nofile=lim["nofile"], nproc=lim["nproc"])
+        L.prctl(L.PR_SET_DUMPABLE, 1)  # its own /proc/self/* stays readable (uid changes clear it)
         sock = socket.socket(fileno=3)
         from plumcode.sandbox import _candidate
         _candidate.serve(sock)
