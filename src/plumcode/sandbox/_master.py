@@ -110,8 +110,9 @@ class _Pool:
         return os.getpid() == self.pid and all(p.poll() is None for p in self.procs)
 
     def new_uid(self) -> int:
-        self.uid_next = (self.uid_next + 1) % 60000
-        return self.uid_base + self.uid_next
+        with self.lock:
+            self.uid_next = (self.uid_next + 1) % 60000
+            return self.uid_base + self.uid_next
 
     def spawn_candidate(self, limits: dict) -> tuple[socket.socket, int]:
         """Returns (J's RPC socket, J's lifeline fd) for a fresh candidate."""
@@ -158,8 +159,44 @@ _POOLS: dict[tuple, _Pool] = {}
 _POOLS_LOCK = threading.Lock()
 
 
+class _Starter:
+    """Starts zygotes from one long-lived thread: PR_SET_PDEATHSIG fires when the *thread*
+    that forked a process exits, so a pool first used from a short-lived worker thread must not
+    be parented to that thread."""
+
+    def __init__(self) -> None:
+        import queue
+        self.q: queue.Queue = queue.Queue()
+        self.t = threading.Thread(target=self._loop, name="plumcode-sandbox-starter", daemon=True)
+        self.t.start()
+
+    def _loop(self) -> None:
+        while True:
+            fn, box, ev = self.q.get()
+            try:
+                box.append((True, fn()))
+            except BaseException as e:  # noqa: BLE001
+                box.append((False, e))
+            ev.set()
+
+    def call(self, fn: Any) -> Any:
+        box: list = []
+        ev = threading.Event()
+        self.q.put((fn, box, ev))
+        ev.wait()
+        ok, v = box[0]
+        if not ok:
+            raise v
+        return v
+
+
+_STARTER: _Starter | None = None
+
+
 def _acquire_pool(config: SandboxConfig) -> tuple[_Pool, bool]:
-    """A warm pool from the module cache (shared=True) or a private one if it is busy."""
+    """The warm pool for this isolation setting, shared by every caller and thread (spawn
+    requests are single datagrams on the zygotes' control sockets, so threads may interleave)."""
+    global _STARTER
     key = (config.isolation, config.tmp_mb)
     with _POOLS_LOCK:
         pool = _POOLS.get(key)
@@ -169,17 +206,24 @@ def _acquire_pool(config: SandboxConfig) -> tuple[_Pool, bool]:
             _POOLS.pop(key, None)
             pool = None
         if pool is None:
-            pool = _Pool(config.isolation, config.tmp_mb)
+            if _STARTER is None or not _STARTER.t.is_alive() or _STARTER_PID != os.getpid():
+                _set_starter(_Starter())
+            assert _STARTER is not None
+            pool = _STARTER.call(lambda: _Pool(config.isolation, config.tmp_mb))
             _POOLS[key] = pool
-    if pool.lock.acquire(blocking=False):
-        return pool, True
-    return _Pool(config.isolation, config.tmp_mb), False
+    return pool, True
+
+
+_STARTER_PID = 0
+
+
+def _set_starter(s: _Starter) -> None:
+    global _STARTER, _STARTER_PID
+    _STARTER, _STARTER_PID = s, os.getpid()
 
 
 def _release_pool(pool: _Pool, shared: bool) -> None:
-    if shared:
-        pool.lock.release()
-    else:
+    if not shared:
         pool.close()
 
 

@@ -275,6 +275,7 @@ class Zygote:
         os._exit(0)
 
     def kill(self, pid: int) -> None:
+        """SIGKILL a child through its pidfd (never a recycled pid); a judge's whole group."""
         ent = self.children.get(pid)
         if not ent:
             return
@@ -283,16 +284,23 @@ class Zygote:
             self.sel.unregister(life)
             os.close(life)
             self.children[pid] = (pidfd, None, pgid)
-        try:
-            if self.kind == "judge":
+        if self.kind == "judge":
+            try:  # the group id cannot be recycled while J (unreaped) is in it
                 os.killpg(pgid, signal.SIGKILL)
-            else:
-                os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
+            except (ProcessLookupError, PermissionError):
+                pass
+        try:
+            signal.pidfd_send_signal(pidfd, signal.SIGKILL)
+        except (ProcessLookupError, OSError):
             pass
 
     def reap(self, pid: int) -> None:
         pidfd, life, pgid = self.children.pop(pid)
+        if self.kind == "judge":
+            try:
+                os.killpg(pgid, signal.SIGKILL)  # anything the judge's test code left behind
+            except (ProcessLookupError, PermissionError):
+                pass
         self.sel.unregister(pidfd)
         os.close(pidfd)
         if life is not None:
@@ -302,19 +310,22 @@ class Zygote:
             os.waitpid(pid, 0)
         except ChildProcessError:
             pass
-        if self.kind == "judge":
-            try:
-                os.killpg(pgid, signal.SIGKILL)  # anything the judge's test code left behind
-            except (ProcessLookupError, PermissionError):
-                pass
-        # reap orphans handed to us as subreaper
+        self.reap_orphans()
+
+    def reap_orphans(self) -> None:
+        """Reap processes re-parented to us (we are a subreaper), never a tracked child: those
+        are reaped only through their pidfd event, so their pids cannot be recycled under us."""
         while True:
             try:
-                p, _ = os.waitpid(-1, os.WNOHANG)
+                info = os.waitid(os.P_ALL, 0, os.WEXITED | os.WNOHANG | os.WNOWAIT)
             except ChildProcessError:
-                break
-            if p == 0:
-                break
+                return
+            if info is None or info.si_pid in self.children:
+                return
+            try:
+                os.waitpid(info.si_pid, 0)
+            except ChildProcessError:
+                return
 
     def spawn(self, msg: dict, fds: list[int]) -> None:
         direct = self.kind == "candidate" and self.level == "namespaces" and self.pidns is not None
