@@ -180,13 +180,20 @@ def prepare(problems: Sequence[Problem], samples: Sequence[Sample], runner: Runn
     return QualityInputs(list(gt), list(samples), labels, ms)
 
 
-def measure(q: QualityInputs, synthetic: Sequence[Problem], runner: Runner) -> dict:
+def measure(q: QualityInputs, synthetic: Sequence[Problem], runner: Runner,
+            groups: Mapping[str, set[str]] | None = None) -> dict:
     """All quality figures for one set of synthetic tests (``synthetic``: Problems whose tests
-    are the kept synthetic tests, e.g. from :func:`problems_with_synthetic_tests`)."""
+    are the kept synthetic tests, e.g. from :func:`problems_with_synthetic_tests`). ``groups``
+    (name -> problem ids, e.g. per benchmark) adds label figures per group."""
     ids = {p.id for p in q.problems}
     syn = [p for p in synthetic if p.id in ids and p.tests]
     syn_labels = run_labels(syn, q.samples, runner)
-    out = {"labels": compare_labels(q.gt_labels, syn_labels).to_json()}
+    out: dict = {"labels": compare_labels(q.gt_labels, syn_labels).to_json()}
+    if groups:
+        out["by_group"] = {
+            name: compare_labels({k: v for k, v in q.gt_labels.items() if k in members},
+                                 {k: v for k, v in syn_labels.items() if k in members}).to_json()
+            for name, members in groups.items()}
     if q.mutation is not None:
         out["mutation"] = {**kill_rate(syn, q.mutation, runner).to_json(),
                            "generated": q.mutation.generated, "equivalent_or_unkilled_by_gt": q.mutation.survived_gt}

@@ -74,6 +74,7 @@ class TestgenConfig:
     inputs_from_asserts: bool = True  # inputs mode also reuses the arguments of generated asserts
     null_check: bool = True  # run tests against a program whose function always raises
     float_atol: float = 1e-6  # tolerance given to call tests whose expected value holds floats
+    inputs_prompt: bool | None = None  # also ask for inputs (None: only when the inputs mode is on)
 
     def __post_init__(self) -> None:
         self.validate = tuple(self.validate)
@@ -87,7 +88,7 @@ class TestgenConfig:
 
     @property
     def needs_inputs_prompt(self) -> bool:
-        return "inputs" in self.validate
+        return self.inputs_prompt if self.inputs_prompt is not None else "inputs" in self.validate
 
     def sampling(self) -> SamplingParams:
         stop = P.COMPLETION_STOPS if self.prompt_style == "completion" else ()
