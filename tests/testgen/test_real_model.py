@@ -1,0 +1,26 @@
+"""The embedded default model writes tests for two real problems (slow: runs a 0.5B model on CPU)."""
+
+from __future__ import annotations
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+
+def test_default_model_writes_valid_tests(runner):
+    gen = pytest.importorskip("plumcode.generation")
+    if not hasattr(gen, "load_backend"):
+        pytest.skip("plumcode.generation.load_backend not available in this build")
+    from plumcode.problems.loaders import load_benchmark
+    from plumcode.testgen import TestgenConfig, synthesize_tests
+
+    probs = load_benchmark("humaneval+", with_expected=False)[:1] + load_benchmark("mbpp+", with_expected=False)[:1]
+    backend = gen.load_backend("default")
+    try:
+        recs = synthesize_tests(probs, backend, TestgenConfig(validate=("reference", "inputs"), max_tokens=320,
+                                                              n_tests=6, n_inputs=6), runner=runner)
+    finally:
+        backend.close()
+    for r in recs:
+        assert r["funnel"]["generated"] > 0, r["completions"]
+        assert r["funnel"]["kept"] > 0, r["tests"]
