@@ -170,28 +170,28 @@ class Runner:
             problems = [p for p in problems if lo <= _numeric_id(p.id) <= hi]
         if pc.require_reference:
             problems = [p for p in problems if p.reference_solution]
-        problems = problems[pc.offset:]
-        if pc.limit is not None:
-            problems = problems[:pc.limit]
-        bench_dir = self.dir / "benchmarks"
         bench_problems: dict[str, list] = {}
         for b in self.cfg.evaluation.benchmarks:
             bp = stages.load_benchmark(b.name, b.path)
             if b.limit is not None:
                 bp = bp[:b.limit]
             bench_problems[b.name] = bp
-            stages.write_problems(bench_dir / f"{_safe(b.name)}.jsonl", bp)
+            stages.write_problems(self.dir / "benchmarks" / f"{_safe(b.name)}.jsonl", bp)
         dropped_all: list[dict] = []
         if pc.decontaminate and bench_problems:
-            # decontaminate against the *whole* benchmarks, not only the evaluated slices
+            # against the *whole* benchmarks, not only the evaluated slices; before the limit, so
+            # `limit` counts clean problems
             full = []
             for b in self.cfg.evaluation.benchmarks:
-                full.extend(stages.load_benchmark(b.name, b.path))
+                full.extend(stages.load_benchmark(b.name, b.path, with_tests=False))
             problems, dropped_all = stages.decontaminate(problems, full, pc.decontamination_ngram)
+        problems = problems[pc.offset:]
+        if pc.limit is not None:
+            problems = problems[:pc.limit]
         atomic_write_json(self.dir / "decontamination.json", {
             "ngram": pc.decontamination_ngram, "enabled": pc.decontaminate,
             "benchmarks": [b.name for b in self.cfg.evaluation.benchmarks],
-            "n_dropped": len(dropped_all), "dropped": dropped_all,
+            "n_checked": n_loaded, "n_dropped": len(dropped_all), "dropped": dropped_all,
         })
         if not problems:
             raise RuntimeError("no training problems left (check problems.source/limit/id_range)")

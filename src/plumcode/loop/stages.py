@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -58,8 +59,29 @@ def _looks_like_path(source: str) -> bool:
     return os.sep in source or source.endswith((".jsonl", ".json", ".gz", ".jsonl.gz")) or Path(source).exists()
 
 
+MBPP_TRAIN = ("mbpp-train", "mbpp_train")
+
+
+def _problems_api(name: str) -> Any:
+    """A function of the problems package (exported at the top, or in its loaders module)."""
+    import importlib
+
+    from plumcode import problems
+
+    if hasattr(problems, name):
+        return getattr(problems, name)
+    for mod in ("plumcode.problems.loaders", "plumcode.problems.decontaminate", "plumcode.problems.decontam"):
+        try:
+            m = importlib.import_module(mod)
+        except ModuleNotFoundError:
+            continue
+        if hasattr(m, name):
+            return getattr(m, name)
+    return None
+
+
 def load_training_problems(source: str, path: str | None) -> list[Problem]:
-    from plumcode import problems as P
+    load_benchmark_, load_instructions = _problems_api("load_benchmark"), _problems_api("load_instructions")
 
     if _looks_like_path(source) and path is None:
         p = Path(source)
@@ -68,20 +90,85 @@ def load_training_problems(source: str, path: str | None) -> list[Problem]:
         try:
             return read_problems(p)
         except ValueError:
-            return list(P.load_instructions(p))
-    return list(P.load_benchmark(source, path))
+            return list(load_instructions(p))
+    if source.lower() in MBPP_TRAIN:
+        try:
+            return list(load_benchmark_(source, path))
+        except ValueError:
+            return _mbpp_train(path)
+    try:
+        return list(load_benchmark_(source, path))
+    except ValueError:
+        if load_instructions is None:
+            raise
+        return list(load_instructions(source))
 
 
-def load_benchmark(name: str, path: str | None) -> list[Problem]:
-    from plumcode import problems as P
+def _mbpp_train(path: str | None) -> list[Problem]:
+    """MBPP's train split (task ids 601-974, with reference solutions and tests): training prompts
+    that are disjoint from MBPP's test split and therefore from MBPP+."""
+    from plumcode.problems import loaders
+    from plumcode.problems.sources import find_local, iter_records
 
-    return list(P.load_benchmark(name, path))
+    src = Path(path) if path else find_local(loaders.BENCHMARKS["mbpp"].local)
+    if src is None:
+        raise FileNotFoundError("mbpp-train: no local mbpp.jsonl (set PLUMCODE_DATA_DIR or problems.path)")
+    out = []
+    for line, rec in iter_records(src):
+        tid = rec.get("task_id")
+        if isinstance(tid, int) and 601 <= tid <= 974:
+            setup = (rec.get("test_setup_code") or "").replace("\r\n", "\n").strip() or None
+            out.append(loaders._mbpp_common(rec, str(src), line, "text", setup, "mbpp-train"))
+    return out
+
+
+def load_benchmark(name: str, path: str | None, *, with_tests: bool = True) -> list[Problem]:
+    fn = _problems_api("load_benchmark")
+    if not with_tests:  # decontamination needs the texts only (skips computing HumanEval+/MBPP+ outputs)
+        try:
+            return list(fn(name, path, with_expected=False))
+        except TypeError:
+            pass
+    return list(fn(name, path))
+
+
+def _words(text: str) -> list[str]:
+    return re.findall(r"[a-z0-9]+", text.lower())
+
+
+def ngram_overlap(train: list[Problem], bench: list[Problem], n: int) -> tuple[list[Problem], list[dict]]:
+    """Drop training problems whose instruction (or reference) shares a word n-gram with a benchmark
+    problem's instruction, prompt or reference (the loop's own check, used when the problems
+    package has none)."""
+    index: dict[tuple[str, ...], str] = {}
+    for b in bench:
+        for text in (b.instruction, b.prompt or "", b.reference_solution or ""):
+            w = _words(text)
+            for i in range(len(w) - n + 1):
+                index.setdefault(tuple(w[i:i + n]), b.id)
+    kept, dropped = [], []
+    for p in train:
+        hit = None
+        for text in (p.instruction, p.reference_solution or ""):
+            w = _words(text)
+            for i in range(len(w) - n + 1):
+                if (g := tuple(w[i:i + n])) in index:
+                    hit = (index[g], " ".join(g))
+                    break
+            if hit:
+                break
+        if hit:
+            dropped.append({"id": p.id, "instruction": p.instruction[:200], "matched": hit[0], "ngram": hit[1]})
+        else:
+            kept.append(p)
+    return kept, dropped
 
 
 def decontaminate(train: list[Problem], bench: list[Problem], n: int) -> tuple[list[Problem], list[dict]]:
-    from plumcode import problems as P
-
-    kept, dropped = P.decontaminate(train, bench, n=n)
+    fn = _problems_api("decontaminate")
+    if fn is None:
+        return ngram_overlap(train, bench, n)
+    kept, dropped = fn(train, bench, n=n)
     out = []
     for d in dropped:
         if isinstance(d, Problem):
