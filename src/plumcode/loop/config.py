@@ -21,9 +21,10 @@ class _Strict(BaseModel):
 
 
 class ProblemsConfig(_Strict):
-    source: str = Field("mbpp", description=(
-        "training instructions: a benchmark/instruction-set name known to plumcode.problems "
-        "(mbpp, code-alpaca, evol-codealpaca, ...) or a path to a Problem JSONL / instruction file"))
+    source: str = Field("mbpp-train", description=(
+        "training instructions: a name known to plumcode.problems (mbpp-train = MBPP's train split, task ids "
+        "601-974, with references; humaneval, mbpp, ...) or a path to a Problem JSONL / instruction file "
+        "(CodeAlpaca/Evol-Instruct/OSS-Instruct JSON/JSONL)"))
     path: str | None = Field(None, description="local file for a named source (default: the data dir or the HF hub)")
     id_range: tuple[int, int] | None = Field(None, description=(
         "keep only problems whose trailing numeric id is in [lo, hi] (e.g. MBPP's train split 601-974)"))

@@ -1,7 +1,8 @@
 """``plumcode demo``: the whole PLUM loop on the embedded default model, on a laptop CPU.
 
 Qwen2.5-Coder-0.5B-Instruct (backend ``default``) writes unit tests for a slice of MBPP training
-problems (task ids 601-974, MBPP's own train split, so outside HumanEval+/MBPP+), the tests are
+problems (task ids 601-974, MBPP's own train split; those that MBPP+ also holds are removed by
+decontamination, since MBPP+ comes from sanitized MBPP, which spans every split), the tests are
 validated against MBPP's reference solutions, the same model samples candidates, the sandbox runs
 them, KTO trains a LoRA adapter, and the initial and trained policies are evaluated on slices of
 HumanEval+ and MBPP+. Sizes are printed first and every one has a flag to scale up. The config it
@@ -20,8 +21,7 @@ DEMO_CONFIG: dict[str, Any] = {
     "name": "demo",
     "seed": 0,
     "rounds": 1,
-    "problems": {"source": "mbpp", "id_range": [601, 974], "limit": 12, "require_reference": True,
-                 "decontaminate": True},
+    "problems": {"source": "mbpp-train", "limit": 12, "require_reference": True, "decontaminate": True},
     "testgen": {"model": "policy", "n_samples": 1, "temperature": 0.0, "max_tokens": 384, "n_tests": 8,
                 "max_tests": 6, "validation": ["reference"]},
     "policy": {"model": "default", "lora": {"r": 16, "alpha": 32}},
@@ -76,8 +76,8 @@ def main(args: argparse.Namespace) -> int:
                       model=args.model, overrides=args.overrides)
     out = Path(args.out)
     ev = ", ".join(f"{b.name}[:{b.limit}]" for b in cfg.evaluation.benchmarks)
-    print(f"plumcode demo: policy {cfg.policy.model}, {cfg.problems.limit} MBPP train problems "
-          f"(ids {cfg.problems.id_range[0]}-{cfg.problems.id_range[1]}), tests by the policy validated "
+    print(f"plumcode demo: policy {cfg.policy.model}, {cfg.problems.limit} problems from {cfg.problems.source} "
+          "(MBPP task ids 601-974, decontaminated), tests by the policy validated "
           f"against references, {cfg.sampling.n} samples/problem, {cfg.rounds} round(s) of "
           f"{cfg.training.objective.upper()} + LoRA r={cfg.policy.lora.r}, eval on {ev}; run dir {out}\n"
           "scale up with --problems/--n/--rounds/--eval-limit or --set KEY=VALUE", file=sys.stderr)
