@@ -239,11 +239,6 @@ def _add_input_tests(w: _Work, config: TestgenConfig, runner: Runner) -> None:
     props = props[:budget]
     outs = runner.call_reference(p.reference_solution, p.entry_point or "", [x.args for x in props],
                                  setup=p.setup) if props else []
-    if "reference" not in config.validate:  # inputs alone: only reference-computed expectations
-        for c in w.pending():
-            if c.origin == "model":
-                c.reject("replaced", "replaced: inputs mode keeps only reference-computed expectations "
-                                     "(add 'reference' to also keep model-written tests it passes)")
     for src, why in rejected:
         w.cands.append(Candidate(TestCase("assert", code=f"# proposed input\n{src}"), f"rejected-input:{src}",
                                  origin="inputs", status="rejected", stage="static", reason=why))
@@ -448,6 +443,14 @@ def validate(generated: Sequence[Generated], config: TestgenConfig, runner: Runn
         for w in works:
             _add_input_tests(w, config, runner)
     _sanity_and_reference(works, config, runner)
+    if "inputs" in config.validate and "reference" not in config.validate:
+        for w in works:  # inputs alone: keep only reference-computed expectations
+            if not w.problem.reference_solution:
+                continue
+            for c in w.pending():
+                if c.origin == "model":
+                    c.reject("replaced", "replaced: inputs mode keeps only reference-computed expectations "
+                                         "(add 'reference' to also keep model-written tests it passes)")
     if "agreement" in config.validate:
         _agreement(works, samples or {}, runner)
     return [_finish(w, config, runner) for w in works]
