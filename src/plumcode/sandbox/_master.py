@@ -124,11 +124,30 @@ class _Pool:
         p_life.close()
         return j_rpc, j_life.detach()
 
-    def spawn_judge(self, job: dict, limits: dict) -> tuple[socket.socket, socket.socket]:
-        job = dict(job, limits=limits)
+    @staticmethod
+    def _job_memfd(job: dict, limits: dict) -> int:
         memfd = os.memfd_create("plumcode-job")
-        data = pickle.dumps(job, 5)
-        os.write(memfd, data)
+        data = pickle.dumps(dict(job, limits=limits), 5)
+        view = memoryview(data)
+        while view:
+            view = view[os.write(memfd, view):]
+        return memfd
+
+    def send_job(self, m_sock: socket.socket, job: dict, limits: dict) -> None:
+        """Hand a waiting (reusable) judge its next job and a fresh candidate."""
+        memfd = self._job_memfd(dict(job, persistent=True), limits)
+        rpc, life = self.spawn_candidate(limits)
+        m_sock.setblocking(True)
+        try:
+            _wire.send_frame(m_sock, b"{}", [memfd, rpc.fileno(), life])
+        finally:
+            m_sock.setblocking(False)
+            os.close(memfd)
+            rpc.close()
+            os.close(life)
+
+    def spawn_judge(self, job: dict, limits: dict) -> tuple[socket.socket, socket.socket]:
+        memfd = self._job_memfd(job, limits)
         m_sock, j_sock = socket.socketpair()
         m_life, z_life = socket.socketpair()
         j_rpc, j_clife = self.spawn_candidate(limits)
@@ -257,37 +276,68 @@ class _Job:
     deadline_s: float
     on_done: Any
     results: dict[int, dict] = field(default_factory=dict)
-    m_sock: socket.socket | None = None
-    m_life: socket.socket | None = None
-    buf: bytearray = field(default_factory=bytearray)
     started: float = 0.0
     done: bool = False
+
+
+class _Judge:
+    """M's end of one judge process. A judge that ran no test code (call/stdio tests, oracle
+    runs) is kept and handed the next job, saving a fork; one that ran assert-test code (which
+    may be model-written) is used once."""
+
+    def __init__(self, m_sock: socket.socket, m_life: socket.socket):
+        self.m_sock, self.m_life = m_sock, m_life
+        self.m_sock.setblocking(False)
+        self.buf = bytearray()
+        self.job: _Job | None = None
+        self.reusable = False
+
+    def close(self) -> None:
+        self.m_sock.close()
+        self.m_life.close()  # the judge zygote kills J's process group; J's candidate goes with it
+
+
+def _reusable(job: dict) -> bool:
+    return job["mode"] != "tests" or not job["has_assert"]
 
 
 def _run_jobs(pool: _Pool, jobs: Iterator[_Job], workers: int, limits: dict) -> Iterator[_Job]:
     """Keep ``workers`` jobs running; call each job's on_done(job) and yield it when it finishes."""
     sel = selectors.DefaultSelector()
-    running: dict[int, _Job] = {}
+    running: dict[int, _Judge] = {}
+    idle: list[_Judge] = []
+    finished: list[_Job] = []
     exhausted = False
 
     def start(j: _Job) -> None:
-        j.m_sock, j.m_life = pool.spawn_judge(j.job, limits)
-        j.m_sock.setblocking(False)
+        reuse = _reusable(j.job)
+        judge = idle.pop() if reuse and idle else None
+        if judge is not None:
+            try:
+                pool.send_job(judge.m_sock, j.job, limits)
+            except OSError:
+                judge.close()
+                judge = None
+        if judge is None:
+            judge = _Judge(*pool.spawn_judge(dict(j.job, persistent=reuse), limits))
+            sel.register(judge.m_sock, selectors.EVENT_READ, judge)
+        judge.job, judge.reusable = j, reuse
         j.started = time.monotonic()
-        running[j.m_sock.fileno()] = j
-        sel.register(j.m_sock, selectors.EVENT_READ, j)
+        running[judge.m_sock.fileno()] = judge
 
-    finished: list[_Job] = []
-
-    def finish(j: _Job, why: str = "") -> None:
-        if j.done:
+    def finish(judge: _Judge, why: str = "") -> None:
+        j = judge.job
+        running.pop(judge.m_sock.fileno(), None)
+        judge.job = None
+        if why or not judge.reusable:
+            sel.unregister(judge.m_sock)
+            judge.close()
+        else:
+            idle.append(judge)
+        if j is None or j.done:
             return
         j.done = True
         finished.append(j)
-        sel.unregister(j.m_sock)
-        running.pop(j.m_sock.fileno(), None)
-        j.m_sock.close()
-        j.m_life.close()  # the judge zygote kills J's process group; J's candidate goes with it
         if why:
             for i in range(j.n):
                 if i not in j.results:
@@ -296,29 +346,40 @@ def _run_jobs(pool: _Pool, jobs: Iterator[_Job], workers: int, limits: dict) -> 
                                     "ok": False, "e": why}
         j.on_done(j)
 
-    def handle(j: _Job) -> None:
+    def handle(judge: _Judge) -> None:
         try:
-            chunk = j.m_sock.recv(1 << 20)
+            chunk = judge.m_sock.recv(1 << 20)
         except BlockingIOError:
             return
         except OSError:
             chunk = b""
         if not chunk:
-            finish(j, "crash")
+            if judge in idle:
+                idle.remove(judge)
+                sel.unregister(judge.m_sock)
+                judge.close()
+            else:
+                finish(judge, "crash")
             return
-        j.buf += chunk
-        while len(j.buf) >= 8:
-            (n,) = _wire._HDR.unpack_from(j.buf)
-            if len(j.buf) < 8 + n:
+        judge.buf += chunk
+        while len(judge.buf) >= 8:
+            (n,) = _wire._HDR.unpack_from(judge.buf)
+            if len(judge.buf) < 8 + n:
                 break
-            data = bytes(j.buf[8:8 + n])
-            del j.buf[:8 + n]
+            data = bytes(judge.buf[8:8 + n])
+            del judge.buf[:8 + n]
+            j = judge.job
             try:
                 msg = _wire._RestrictedUnpickler(data, None).load()
-                if type(msg) is not dict:
-                    raise TypeError("not a dict")
+                if type(msg) is not dict or j is None:
+                    raise TypeError("unexpected message")
             except Exception:  # noqa: BLE001
-                finish(j, "crash")
+                if judge in idle:
+                    idle.remove(judge)
+                    sel.unregister(judge.m_sock)
+                    judge.close()
+                else:
+                    finish(judge, "crash")
                 return
             t = msg.get("t")
             if t == "res":
@@ -327,45 +388,65 @@ def _run_jobs(pool: _Pool, jobs: Iterator[_Job], workers: int, limits: dict) -> 
                         j.results[r["i"]] = r
             elif t == "respawn":
                 rpc, life = pool.spawn_candidate(limits)
-                j.m_sock.setblocking(True)
+                judge.m_sock.setblocking(True)
                 try:
-                    _wire.send_frame(j.m_sock, b"{}", [rpc.fileno(), life])
+                    _wire.send_frame(judge.m_sock, b"{}", [rpc.fileno(), life])
                 finally:
-                    j.m_sock.setblocking(False)
+                    judge.m_sock.setblocking(False)
                     rpc.close()
                     os.close(life)
             elif t == "done":
-                finish(j)
+                if _TRACE is not None and type(msg.get("trace")) is dict:
+                    _TRACE.append(dict(msg["trace"], m_start=j.started, m_done=time.monotonic()))
+                finish(judge)
                 return
 
-    while True:
-        while not exhausted and len(running) < workers:
-            try:
-                j = next(jobs)
-            except StopIteration:
-                exhausted = True
+    try:
+        while True:
+            while not exhausted and len(running) < workers:
+                try:
+                    j = next(jobs)
+                except StopIteration:
+                    exhausted = True
+                    break
+                start(j)
+            if not running:
                 break
-            start(j)
-        if not running:
-            break
-        now = time.monotonic()
-        next_deadline = min(j.started + j.deadline_s for j in running.values())
-        events = sel.select(timeout=max(0.0, next_deadline - now) + 0.01)
-        for key, _ in events:
-            handle(key.data)
-        now = time.monotonic()
-        for j in list(running.values()):
-            if now > j.started + j.deadline_s:
-                finish(j, "timeout")
-        while finished:
-            yield finished.pop(0)
+            now = time.monotonic()
+            next_deadline = min(jd.job.started + jd.job.deadline_s for jd in running.values() if jd.job)
+            events = sel.select(timeout=max(0.0, next_deadline - now) + 0.01)
+            for key, _ in events:
+                handle(key.data)
+            now = time.monotonic()
+            for jd in list(running.values()):
+                if jd.job is not None and now > jd.job.started + jd.job.deadline_s:
+                    finish(jd, "timeout")
+            while finished:
+                yield finished.pop(0)
+    finally:
+        for jd in idle + list(running.values()):
+            try:
+                sel.unregister(jd.m_sock)
+            except (KeyError, ValueError):
+                pass
+            jd.close()
+        sel.close()
 
 
-def _job_for(problem: Problem, code: str, config: SandboxConfig) -> tuple[dict, float]:
+def _job_for(problem: Problem, code: str, config: SandboxConfig, tests_key: str,
+             blobs: dict[str, bytes]) -> tuple[dict, float]:
+    """The judge's job. Tests travel pre-pickled (once per problem); a reused judge keeps the
+    last problems' decoded tests by ``tests_key`` and skips decoding them again."""
     timeouts = [t.timeout_s or config.timeout_s for t in problem.tests]
     load_to = config.load_timeout_s or config.timeout_s
+    blob = blobs.get(tests_key)
+    if blob is None:
+        if len(blobs) > 64:
+            blobs.clear()
+        blob = blobs[tests_key] = pickle.dumps(problem.tests, 5)
     job = {"mode": "tests", "code": code, "entry_point": problem.entry_point, "setup": problem.setup,
-           "tests": problem.tests, "timeouts": timeouts, "fail_fast": config.fail_fast,
+           "tests_blob": blob, "tests_key": tests_key, "has_assert": any(t.kind == "assert" for t in problem.tests),
+           "timeouts": timeouts, "fail_fast": config.fail_fast,
            "load_timeout": load_to, "job_timeout": config.job_timeout_s}
     # the master's backstop: J enforces everything itself; this only catches a stuck judge
     deadline = min(sum(timeouts) + load_to * (1 + len(timeouts)), config.job_timeout_s) + 10 + 0.01 * len(timeouts)
@@ -391,6 +472,7 @@ def _verdict(sample: Sample, results: dict[int, dict], n: int, duration: float, 
     return Verdict(sample.problem_id, sample.sample_id, passed, status, tests, round(duration, 6), level, key)
 
 
+_TRACE: list[dict] | None = [] if os.environ.get("PLUMCODE_SANDBOX_TRACE") else None
 _STATUSES = {"pass", "fail", "error", "syntax_error", "timeout", "memory", "crash", "skipped"}
 
 
@@ -403,6 +485,7 @@ def execute(problems: Iterable[Problem] | Mapping[str, Problem], samples: Iterab
     probs = dict(problems) if isinstance(problems, Mapping) else {p.id: p for p in problems}
     cache = VerdictCache(config.cache_path)
     fingerprints: dict[str, str] = {}
+    blobs: dict[str, bytes] = {}
     limits = config.limits()
     ready: list[Verdict] = []
     waiting: dict[str, list[Sample]] = {}  # cache key -> samples waiting on the same run
@@ -439,7 +522,7 @@ def execute(problems: Iterable[Problem] | Mapping[str, Problem], samples: Iterab
                 waiting[key].append(s)
                 continue
             waiting[key] = [s]
-            job, deadline = _job_for(p, s.code, config)
+            job, deadline = _job_for(p, s.code, config, fingerprints[p.id], blobs)
 
             def done(j: _Job, s: Sample = s, key: str = key, n: int = len(p.tests)) -> None:
                 v = _verdict(s, j.results, n, time.monotonic() - j.started, level, key)
