@@ -243,11 +243,11 @@ class Runner:
 
     def _train(self, r: int, rd: Path) -> dict[str, Any]:
         prefs = rd / "preferences.jsonl"
-        n = sum(1 for _ in load_jsonl(prefs)) if prefs.exists() else 0
-        if n == 0:
-            self.echo(f"[plumcode] round {r}: no preference records (no problem had signal); "
-                      "the policy is kept unchanged for the next round")
-            return {"skipped": True, "records": 0}
+        records = load_jsonl(prefs) if prefs.exists() else []
+        why = _untrainable(records, self.cfg.training.objective)
+        if why:
+            self.echo(f"[plumcode] round {r}: not training ({why}); the next round samples the same policy")
+            return {"skipped": True, "reason": why, "records": len(records)}
         base = self.cfg.policy.train_model or self.cfg.policy.model
         start = base
         if r > 0 and self.cfg.training.continue_from_previous and self.cfg.policy.reload != "none":
@@ -256,7 +256,7 @@ class Runner:
                 start = stages.with_checkpoint(base, ck, lora=self.cfg.policy.lora.enabled, reload="in-process")
         self._close_backends()  # free the sampling model's memory before training
         res = stages.train(prefs, start, self.cfg, rd / "checkpoint", seed=self.cfg.seed + r)
-        res.update({"records": n, "start": start})
+        res.update({"records": len(records), "start": start})
         return res
 
     def _evaluate(self, out_dir: Path, spec: str) -> dict[str, Any]:
@@ -273,6 +273,20 @@ class Runner:
                                               out_dir / "eval" / f"{_safe(b.name)}.verdicts.jsonl")
         atomic_write_json(out_dir / "eval.json", {"policy": spec, "benchmarks": results})
         return {"policy": spec, **{f"pass@1[{k}]": v.get("pass@1") for k, v in results.items()}}
+
+
+def _untrainable(records: list[dict], objective: str) -> str | None:
+    """Why a round's preference data cannot train ``objective`` (None: it can)."""
+    if not records:
+        return "no preference records: no problem had a sample with a verdict"
+    if objective == "dpo":
+        return None if any("chosen" in x for x in records) else "no pairs: no problem had both a pass and a fail"
+    labels = {bool(x.get("label", True)) for x in records}
+    if objective == "kto" and len(labels) < 2:
+        return "one-sided data: every sample " + ("passed" if labels == {True} else "failed")
+    if objective == "sft" and True not in labels:
+        return "no passing sample to fine-tune on"
+    return None
 
 
 class _RunLock:

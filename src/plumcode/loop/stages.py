@@ -123,6 +123,11 @@ def _mbpp_train(path: str | None) -> list[Problem]:
 
 
 def load_benchmark(name: str, path: str | None, *, with_tests: bool = True) -> list[Problem]:
+    """A named benchmark, or the user's own evaluation set: any name with a Problem-JSONL ``path``."""
+    from plumcode.problems import loaders
+
+    if path is not None and loaders.ALIASES.get(name.lower(), name.lower()) not in loaders.BENCHMARKS:
+        return read_problems(path)
     fn = _problems_api("load_benchmark")
     if not with_tests:  # decontamination needs the texts only (skips computing HumanEval+/MBPP+ outputs)
         try:
@@ -323,35 +328,45 @@ def preferences(samples: list[dict], verdicts: list[dict], pc: Any, objective: s
     return {k: v for k, v in s.items() if k != "reasons"} | {"reasons": s.get("reasons", {})}
 
 
+def training_spec(spec: str) -> tuple[str, str | None]:
+    """A backend spec as the trainer's model argument: ``(model, adapter)``.
+
+    ``hf:<path>?adapter=<dir>`` -> (``<path>``, ``<dir>``); ``default`` stays a registered name.
+    """
+    base, _, query = spec.partition("?")
+    adapter = None
+    for q in query.split("&"):
+        if q.startswith("adapter="):
+            adapter = q.removeprefix("adapter=")
+    if base.startswith("hf:"):
+        base = base.removeprefix("hf:")
+    elif ":" in base and not Path(base).exists() and base.split(":", 1)[0] in ("openai", "llama-cpp", "vllm"):
+        raise ValueError(f"the trainer cannot load {base!r}; set policy.train_model to hf:<weights of the "
+                         "same model>")
+    return base, adapter
+
+
 def train(prefs_path: Path, model_spec: str, cfg: Any, out_dir: Path, *, seed: int) -> dict[str, Any]:
-    from plumcode import training
+    from plumcode.training import TrainConfig
+    from plumcode.training import train as _train
 
     t = cfg.training
-    cfg_cls = _first_attr(training, ("TrainConfig", "TrainingConfig", "Config"))
-    check_options(cfg_cls, t.options, "training")
+    check_options(TrainConfig, t.options, "training")
     lora = cfg.policy.lora
     values: dict[str, Any] = {
-        "objective": t.objective, "epochs": t.epochs, "num_train_epochs": t.epochs,
-        "learning_rate": t.learning_rate, "beta": t.beta, "batch_size": t.batch_size,
-        "per_device_train_batch_size": t.batch_size, "grad_accum": t.grad_accum,
-        "gradient_accumulation_steps": t.grad_accum, "max_length": t.max_length, "seed": seed,
-        "lora": lora.enabled, "use_lora": lora.enabled, "lora_r": lora.r, "lora_alpha": lora.alpha,
-        "lora_dropout": lora.dropout,
+        "objective": t.objective, "epochs": t.epochs, "learning_rate": t.learning_rate, "beta": t.beta,
+        "batch_size": t.batch_size, "grad_accum": t.grad_accum, "max_length": t.max_length, "seed": seed,
+        "lora": lora.enabled, "lora_r": lora.r, "lora_alpha": lora.alpha, "lora_dropout": lora.dropout,
     }
     if lora.target_modules != "all-linear":
         tm = lora.target_modules
         values["lora_targets"] = tuple([tm] if isinstance(tm, str) else tm)
     values.update(t.options)
-    tcfg = build_config(cfg_cls, values, what="training")
-    res = training.train(prefs_path, model_spec, tcfg, out_dir)
-    if dataclasses.is_dataclass(res):
-        d = dataclasses.asdict(res)
-    elif isinstance(res, dict):
-        d = dict(res)
-    else:
-        d = {"result": str(res)}
-    return {k: (str(v) if isinstance(v, Path) else v) for k, v in d.items()
-            if isinstance(v, (int, float, str, bool, Path, type(None)))}
+    tcfg = build_config(TrainConfig, values, what="training")
+    model, adapter = training_spec(model_spec)
+    res = _train(prefs_path, model, tcfg, out_dir, adapter=adapter)
+    d = res.to_json() if hasattr(res, "to_json") else dataclasses.asdict(res)
+    return {k: v for k, v in d.items() if isinstance(v, (int, float, str, bool, type(None)))}
 
 
 def evaluate(problems: list[Problem], samples_path: Path, ec: Any, sb: Any, verdicts_path: Path) -> dict[str, Any]:

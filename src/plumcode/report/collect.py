@@ -107,13 +107,18 @@ def _read_eval(path: Path) -> dict[str, dict[str, float]]:
 
 
 def find_log_history(ckpt: Path) -> list[dict]:
-    """Training log rows (loss, rewards/margins, ...) from whatever the trainer left behind."""
+    """Training log rows (loss, rewards/margins, ...) from whatever the trainer left behind.
+
+    A resumed training appends the steps after its last checkpoint again: the last row of a step wins.
+    """
     if not ckpt.exists():
         return []
     best: list[dict] = []
     for name in ("train_log.jsonl", "log_history.jsonl"):
         for p in ckpt.rglob(name):
             rows = load_jsonl(p)
+            if rows and all("step" in x for x in rows):
+                rows = sorted({x["step"]: x for x in rows}.values(), key=lambda x: x["step"])
             if len(rows) > len(best):
                 best = rows
     for name in ("trainer_state.json", "log_history.json", "train_result.json", "metrics.json"):

@@ -1,0 +1,144 @@
+"""End to end: ``plumcode run`` with every real stage (testgen, transformers sampling, sandbox,
+preferences, KTO+LoRA training, evaluation, report) on a tiny model, killed at a random stage
+(SIGKILL or SIGINT), resumed, and checked for complete, non-duplicated artifacts."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from plumcode.io import load_jsonl
+from plumcode.problems.schema import Problem, TestCase, write_problems
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parents[1]
+
+ADD = "def add(a, b):\n    return a + b\n"
+STAGES_ALL = ["problems", "tests", "baseline/eval"] + [
+    f"round-{r:03d}/{s}" for r in range(2) for s in ("sample", "execute", "preferences", "train", "eval")]
+
+
+@pytest.fixture(scope="module")
+def tiny_coder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    sys.path.insert(0, str(HERE))
+    try:
+        from tiny_coder import build_tiny_coder
+    finally:
+        sys.path.remove(str(HERE))
+    return build_tiny_coder(tmp_path_factory.mktemp("tiny-coder"))
+
+
+def _write_inputs(d: Path, model: Path) -> Path:
+    train = [
+        Problem(id="t/add", instruction="Write a function add(a, b) that returns the sum of a and b.",
+                entry_point="add", reference_solution=ADD),
+        Problem(id="t/add2", instruction="Write a python function add(a, b) returning a + b for two numbers.",
+                entry_point="add", reference_solution=ADD),
+        Problem(id="t/plus", instruction="Implement add(a, b): the sum of two integers.",
+                entry_point="add", reference_solution=ADD),
+        # its generated tests call add, which its reference does not define: none survive validation
+        Problem(id="t/neg", instruction="Write a function neg(x) that returns -x.", entry_point="neg",
+                reference_solution="def neg(x):\n    return -x\n"),
+    ]
+    bench = [
+        Problem(id="b/add", instruction="Write a function add(a, b) that returns the sum.", entry_point="add",
+                reference_solution=ADD, tests=[TestCase("assert", code="assert add(2, 5) == 7\n")]),
+        Problem(id="b/sub", instruction="Write a function sub(a, b) that returns a - b.", entry_point="sub",
+                reference_solution="def sub(a, b):\n    return a - b\n",
+                tests=[TestCase("assert", code="assert sub(5, 2) == 3\n")]),
+    ]
+    write_problems(d / "train.jsonl", train)
+    write_problems(d / "bench.jsonl", bench)
+    cfg = f"""
+name: e2e
+seed: 1
+rounds: 2
+problems: {{source: {d / 'train.jsonl'}, decontaminate: true}}
+testgen: {{model: policy, max_tokens: 72, n_tests: 3, max_tests: 4, validation: [reference]}}
+policy: {{model: "hf:{model}", lora: {{r: 4, alpha: 8}}}}
+sampling: {{n: 4, temperature: 1.3, max_tokens: 72}}
+training: {{objective: kto, epochs: 1, batch_size: 4, learning_rate: 1.0e-3, max_length: 256}}
+evaluation:
+  benchmarks: [{{name: tiny-bench, path: {d / 'bench.jsonl'}}}]
+  max_tokens: 72
+sandbox: {{timeout_s: 3.0, workers: 2}}
+"""
+    (d / "cfg.yaml").write_text(cfg)
+    return d / "cfg.yaml"
+
+
+def _plumcode(*args: str) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "TOKENIZERS_PARALLELISM": "false"}
+    return subprocess.Popen([sys.executable, "-m", "plumcode", *args], cwd=ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def _state(run: Path) -> dict:
+    try:
+        return json.loads((run / "state.json").read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return {}
+
+
+def test_run_killed_at_random_stage_then_resumed(tmp_path: Path, tiny_coder: Path) -> None:
+    rng = random.Random(os.environ.get("PLUMCODE_E2E_SEED") or time.time_ns())
+    target = rng.choice(STAGES_ALL[1:])  # the stage that will be running when the process dies
+    sig = rng.choice([signal.SIGKILL, signal.SIGINT])
+    cfg = _write_inputs(tmp_path, tiny_coder)
+    run = tmp_path / "run"
+    proc = _plumcode("run", str(cfg), "--out", str(run))
+    deadline = time.time() + 240
+    killed = False
+    while proc.poll() is None and time.time() < deadline:
+        st = _state(run)
+        if st.get("current") == target:
+            time.sleep(rng.uniform(0.0, 1.5))  # somewhere inside the stage
+            proc.send_signal(sig)
+            killed = True
+            break
+        time.sleep(0.05)
+    out1, _ = proc.communicate(timeout=120)
+    info = f"target={target} signal={sig.name}\n--- first run ---\n{out1[-4000:]}"
+    assert killed, info
+    assert proc.returncode in (-signal.SIGKILL, 130, 0), info  # 130: Ctrl-C handled by the CLI
+    before = {c["stage"] for c in _state(run).get("completed", [])}
+
+    proc2 = _plumcode("run", "--resume", str(run))
+    out2, _ = proc2.communicate(timeout=300)
+    info += f"\n--- resumed ---\n{out2[-6000:]}"
+    assert proc2.returncode == 0, info
+    st = _state(run)
+    done = [c["stage"] for c in st["completed"]]
+    assert st["finished"] and done == STAGES_ALL, info
+    for stage in before:  # finished work was not redone
+        assert f"{stage}: done earlier, kept" in out2, info
+
+    kept_problems = {p["id"]: p for p in load_jsonl(run / "train_problems.jsonl")}
+    assert "t/neg" not in kept_problems and len(kept_problems) >= 1, info
+    assert all(p["tests"] for p in kept_problems.values())
+    assert len(load_jsonl(run / "tests.jsonl")) == 4  # one record per problem, none duplicated
+    ck0 = (run / "round-000" / "checkpoint").resolve()
+    for r in ("round-000", "round-001"):
+        rd = run / r
+        samples = load_jsonl(rd / "samples.jsonl")
+        ids = [s["sample_id"] for s in samples]
+        assert len(ids) == len(set(ids)) == 4 * len(kept_problems), info
+        verdicts = load_jsonl(rd / "verdicts.jsonl")
+        assert sorted(v["sample_id"] for v in verdicts) == sorted(ids), info
+        prefs = load_jsonl(rd / "preferences.jsonl")
+        assert prefs and all("label" in p for p in prefs)
+        assert (rd / "eval.json").exists()
+        assert any((rd / "checkpoint").rglob("adapter_config.json")), info
+    # on-policy: round 1 sampled from round 0's adapter
+    assert str(ck0) in st["completed"][STAGES_ALL.index("round-001/sample")]["summary"]["policy"]
+    assert (run / "report.html").exists()
+    page = (run / "report.html").read_text()
+    assert "tiny-bench" in page and "round 1" in page
