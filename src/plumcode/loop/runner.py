@@ -269,7 +269,8 @@ class Runner:
             stages.sample(problems, backend, samples_path, n=ec.n, temperature=ec.temperature, top_p=1.0,
                           max_tokens=ec.max_tokens, seed=self.cfg.seed, batch_size=self.cfg.sampling.batch_size,
                           desc=f"eval {b.name}")
-            results[b.name] = stages.evaluate(problems, samples_path, ec, self.cfg.sandbox,
+            results[b.name] = stages.evaluate(self.dir / "benchmarks" / f"{_safe(b.name)}.jsonl", samples_path,
+                                              ec, self.cfg.sandbox,
                                               out_dir / "eval" / f"{_safe(b.name)}.verdicts.jsonl")
         atomic_write_json(out_dir / "eval.json", {"policy": spec, "benchmarks": results})
         return {"policy": spec, **{f"pass@1[{k}]": v.get("pass@1") for k, v in results.items()}}

@@ -369,17 +369,45 @@ def train(prefs_path: Path, model_spec: str, cfg: Any, out_dir: Path, *, seed: i
     return {k: v for k, v in d.items() if isinstance(v, (int, float, str, bool, type(None)))}
 
 
-def evaluate(problems: list[Problem], samples_path: Path, ec: Any, sb: Any, verdicts_path: Path) -> dict[str, Any]:
-    from plumcode import evaluation
+def pass_at_k(n: int, c: int, k: int) -> float:
+    """Unbiased pass@k estimator (Chen et al. 2021): 1 - C(n-c, k) / C(n, k)."""
+    if n - c < k:
+        return 1.0
+    prod = 1.0
+    for i in range(n - c + 1, n + 1):
+        prod *= 1.0 - k / i
+    return 1.0 - prod
 
-    cfg_cls = _first_attr(evaluation, ("EvalConfig", "EvaluationConfig", "Config"))
-    values = {"k": tuple(ec.k), "ks": tuple(ec.k), "sandbox": sandbox_config(sb),
-              "verdicts_path": str(verdicts_path)}
-    ecfg = build_config(cfg_cls, values, what="evaluation")
-    res = evaluation.evaluate(problems, load_jsonl(samples_path), ecfg)
-    d = res.to_json() if hasattr(res, "to_json") else (dataclasses.asdict(res) if dataclasses.is_dataclass(res)
-                                                        else dict(res))
-    return d
+
+def evaluate(problems_path: Path, samples_path: Path, ec: Any, sb: Any, verdicts_path: Path) -> dict[str, Any]:
+    """pass@k of the samples on a benchmark slice, through ``plumcode.evaluation`` when present;
+    otherwise the loop executes them itself (resumable verdicts file) and applies the unbiased
+    estimator."""
+    try:
+        from plumcode import evaluation
+    except ModuleNotFoundError:
+        evaluation = None
+    if evaluation is not None and hasattr(evaluation, "evaluate"):
+        cfg_cls = _first_attr(evaluation, ("EvalConfig", "EvaluationConfig", "Config"))
+        values = {"k": tuple(ec.k), "ks": tuple(ec.k), "sandbox": sandbox_config(sb),
+                  "verdicts_path": str(verdicts_path)}
+        ecfg = build_config(cfg_cls, values, what="evaluation")
+        res = evaluation.evaluate(read_problems(problems_path), load_jsonl(samples_path), ecfg)
+        if hasattr(res, "to_json"):
+            return res.to_json()
+        return dataclasses.asdict(res) if dataclasses.is_dataclass(res) else dict(res)
+    from plumcode.sandbox import execute_file
+
+    execute_file(problems_path, samples_path, verdicts_path, sandbox_config(sb))
+    per: dict[str, list[bool]] = {p.id: [] for p in read_problems(problems_path)}
+    for v in load_jsonl(verdicts_path):
+        per.setdefault(str(v["problem_id"]), []).append(bool(v.get("passed")))
+    out: dict[str, Any] = {"problems": len(per), "samples": sum(len(x) for x in per.values())}
+    for k in ec.k:
+        vals = [pass_at_k(len(x), sum(x), k) for x in per.values() if len(x) >= k]
+        out[f"pass@{k}"] = round(sum(vals) / len(vals), 6) if vals else None
+    out["per_problem"] = {pid: {"n": len(x), "c": sum(x)} for pid, x in per.items()}
+    return out
 
 
 # -- helpers -----------------------------------------------------------------------------------------
