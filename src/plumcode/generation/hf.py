@@ -1,0 +1,303 @@
+"""Hugging Face transformers in-process backend (CPU or GPU), the on-policy sampler.
+
+Why it is fast on CPU at batch > 1: all ``len(prompts) * n`` sequences are sorted by prompt length
+and generated in left-padded batches with the KV cache under ``torch.inference_mode``, so padding is
+small and each decode step is one matmul over the whole batch; a batch ends as soon as every
+sequence hit EOS or a stop string. A LoRA adapter is merged into the weights (no extra matmuls per
+step) and can be swapped in place (unmerge, load, merge) for the online loop.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from plumcode.generation.base import Completion, Prompt, SamplingParams
+
+log = logging.getLogger(__name__)
+
+CKPT_META = "plumcode_checkpoint.json"  # written by plumcode.training next to model/ or adapter/
+
+
+class GenerationError(RuntimeError):
+    """A backend could not generate (bad model, unreachable server, ...): the message says why."""
+
+
+def _hash_files(paths: list[Path]) -> str:
+    h = hashlib.sha256()
+    for p in sorted(paths):
+        h.update(p.name.encode())
+        with open(p, "rb") as f:
+            while b := f.read(1 << 22):
+                h.update(b)
+    return h.hexdigest()
+
+
+def adapter_dir(path: str | os.PathLike) -> Path:
+    """The PEFT adapter directory of ``path``: itself, or a plumcode checkpoint's ``adapter/``."""
+    p = Path(path).expanduser()
+    if (p / "adapter_config.json").is_file():
+        return p
+    if (p / "adapter" / "adapter_config.json").is_file():
+        return p / "adapter"
+    raise GenerationError(f"{p} is not a LoRA adapter (no adapter_config.json in it or in {p}/adapter)")
+
+
+def adapter_sha256(path: str | os.PathLike) -> str:
+    """Content hash of an adapter (weights + config): the policy id for on-policy bookkeeping."""
+    d = adapter_dir(path)
+    files = [f for f in d.iterdir() if f.is_file() and (f.suffix in (".safetensors", ".bin")
+                                                        or f.name == "adapter_config.json")]
+    return _hash_files(files)
+
+
+def default_threads() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS
+        return os.cpu_count() or 1
+
+
+class TransformersBackend:
+    """Sample from a transformers causal LM (optionally with a LoRA adapter merged in).
+
+    ``model``: a registered name (``default``), a local dir / ``.gguf`` / hub id, a plumcode
+    checkpoint dir, or a ``(model, tokenizer)`` pair already in memory.
+    """
+
+    name = "hf"
+
+    def __init__(self, model: Any = "default", *, adapter: str | None = None, dtype: Any = None,
+                 device: str | None = None, batch_size: int | None = None, threads: int | None = None,
+                 merge_adapter: bool = True, max_context: int | None = None):
+        import torch
+
+        self._torch = torch
+        self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        self.threads = threads
+        self.merge = merge_adapter
+        self._lock = threading.RLock()
+        self.model_spec = "<in-memory>"
+        self._model_sha: str | None = None
+        if isinstance(model, tuple):
+            self.model, self.tokenizer = model
+            self.model_spec = getattr(self.model, "name_or_path", "<in-memory>") or "<in-memory>"
+            self.model.to(self.device)
+        else:
+            self.model_spec = str(model)
+            self.model, self.tokenizer = self._load(str(model), dtype)
+        self.model.eval()
+        tok = self.tokenizer
+        if tok.pad_token_id is None:
+            tok.pad_token = tok.eos_token
+        tok.padding_side = "left"
+        self.eos_ids = self._eos_ids()
+        if self.threads is None and self.device == "cpu" and sum(p.numel() for p in self.model.parameters()) < 50e6:
+            self.threads = 1  # intra-op threads only add barrier overhead on tiny matrices
+        cfg = self.model.config
+        self.max_context = max_context or getattr(cfg, "max_position_embeddings", None) or 4096
+        self.batch_size = batch_size or (64 if self.device.startswith("cuda") else 16)
+        self.adapter: str | None = None
+        self._adapter_sha: str | None = None
+        adapter = adapter or getattr(self, "_pending_adapter", None)  # checkpoint specs carry one
+        if adapter:
+            self.load_adapter(adapter)
+
+    # -- loading ---------------------------------------------------------------------------------
+
+    def _load(self, spec: str, dtype: Any) -> tuple[Any, Any]:
+        import json
+
+        from plumcode.models import load_hf_model
+        from plumcode.models.fetch import ModelError
+
+        if dtype is None:
+            dtype = self._torch.bfloat16 if self.device.startswith("cuda") else self._torch.float32
+        p = Path(spec).expanduser()
+        if p.is_dir() and (p / CKPT_META).is_file():  # plumcode checkpoint
+            meta = json.loads((p / CKPT_META).read_text())
+            if (p / "model" / "config.json").is_file():
+                spec = str(p / "model")
+            elif (p / "adapter" / "adapter_config.json").is_file():
+                base = meta.get("base_spec")
+                if not base:
+                    raise GenerationError(f"{p}: checkpoint names no base model for its adapter")
+                model, tok = self._load(str(base), dtype)
+                self._pending_adapter = str(p)
+                return model, tok
+        elif p.is_dir() and (p / "adapter_config.json").is_file():  # bare adapter: base + adapter
+            cfg = json.loads((p / "adapter_config.json").read_text())
+            base = cfg.get("base_model_name_or_path")
+            if not base:
+                raise GenerationError(f"{p}/adapter_config.json names no base_model_name_or_path")
+            model, tok = self._load(str(base), dtype)
+            self._pending_adapter = str(p)
+            return model, tok
+        try:
+            model, tok = load_hf_model(spec, dtype, device=self.device)
+        except ModelError as e:
+            raise GenerationError(str(e)) from None
+        return model, tok
+
+    def _eos_ids(self) -> list[int]:
+        ids: set[int] = set()
+        for src in (getattr(self.model, "generation_config", None), self.model.config):
+            e = getattr(src, "eos_token_id", None) if src is not None else None
+            if isinstance(e, int):
+                ids.add(e)
+            elif isinstance(e, (list, tuple)):
+                ids.update(int(x) for x in e)
+        if self.tokenizer.eos_token_id is not None:
+            ids.add(self.tokenizer.eos_token_id)
+        for t in ("<|im_end|>", "<|endoftext|>"):
+            tid = self.tokenizer.convert_tokens_to_ids(t)
+            if isinstance(tid, int) and tid != self.tokenizer.unk_token_id and tid is not None:
+                ids.add(tid)
+        return sorted(ids)
+
+    def load_adapter(self, path: str | os.PathLike) -> str:
+        """Put a LoRA adapter on the base (replacing the current one); returns its sha256."""
+        from peft import PeftModel
+
+        d = adapter_dir(path)
+        sha = adapter_sha256(d)
+        with self._lock:
+            if isinstance(self.model, PeftModel):
+                if self.merge:
+                    self.model.unmerge_adapter()
+                old = list(self.model.peft_config)
+                self.model.load_adapter(str(d), adapter_name="policy_new")
+                self.model.set_adapter("policy_new")
+                for name in old:
+                    self.model.delete_adapter(name)
+            else:
+                self.model = PeftModel.from_pretrained(self.model, str(d), adapter_name="policy_new")
+            if self.merge:
+                self.model.merge_adapter()
+            self.model.eval()
+            self.adapter, self._adapter_sha = str(d), sha
+        log.info("adapter %s (sha256 %s…) %s", d, sha[:12], "merged" if self.merge else "applied")
+        return sha
+
+    def identity(self) -> dict:
+        if self._model_sha is None:
+            self._model_sha = self._base_sha()
+        return {"backend": self.name, "model": self.model_spec, "model_sha256": self._model_sha,
+                "adapter": self.adapter, "adapter_sha256": self._adapter_sha}
+
+    def _base_sha(self) -> str | None:
+        from plumcode.models.registry import get_entry, is_registered
+
+        spec = self.model_spec
+        if is_registered(spec):
+            return get_entry(spec).sha256  # the pinned GGUF (or hub checkpoint of that name)
+        p = Path(spec).expanduser()
+        if p.is_file():
+            return _hash_files([p])
+        if p.is_dir():
+            files = [f for f in p.iterdir() if f.suffix in (".safetensors", ".bin") or f.name == "config.json"]
+            return _hash_files(files) if files else None
+        return None
+
+    # -- generation ------------------------------------------------------------------------------
+
+    def render(self, prompt: Prompt) -> str:
+        """The exact text fed to the model (chat template applied to message lists)."""
+        if isinstance(prompt, str):
+            return prompt
+        if not getattr(self.tokenizer, "chat_template", None):
+            raise GenerationError(f"model {self.model_spec} has no chat template; use completion prompts "
+                                  "(--prompt-style completion)")
+        return self.tokenizer.apply_chat_template(list(prompt), tokenize=False, add_generation_prompt=True)
+
+    def _encode(self, text: str, chat: bool) -> list[int]:
+        return self.tokenizer(text, add_special_tokens=not chat)["input_ids"]
+
+    def generate(self, prompts: Sequence[Prompt], params: SamplingParams) -> list[list[Completion]]:
+        torch = self._torch
+        out: list[list[Completion | None]] = [[None] * params.n for _ in prompts]
+        jobs: list[tuple[int, int, list[int]]] = []  # (prompt idx, sample idx, token ids)
+        for i, pr in enumerate(prompts):
+            ids = self._encode(self.render(pr), chat=not isinstance(pr, str))
+            room = self.max_context - len(ids)
+            if room <= 0:
+                msg = (f"prompt has {len(ids)} tokens but the model's context is {self.max_context}; "
+                       "shorten the prompt or use a model with a longer context")
+                for k in range(params.n):
+                    out[i][k] = Completion("", 0, "error", len(ids), {"error": msg})
+                continue
+            for k in range(params.n):
+                jobs.append((i, k, ids))
+        jobs.sort(key=lambda j: -len(j[2]))
+        if params.seed is not None:
+            torch.manual_seed(params.seed)
+        prev_threads = torch.get_num_threads()
+        with self._lock, torch.inference_mode():
+            if self.threads and self.device == "cpu":
+                torch.set_num_threads(self.threads)
+            try:
+                self._run_jobs(jobs, params, out)
+            finally:
+                torch.set_num_threads(prev_threads)
+        return out  # type: ignore[return-value]
+
+    def _run_jobs(self, jobs: list, params: SamplingParams, out: list) -> None:
+        for b in range(0, len(jobs), self.batch_size):
+            batch = jobs[b:b + self.batch_size]
+            for (i, k, _), c in zip(batch, self._generate_batch([j[2] for j in batch], params), strict=True):
+                out[i][k] = c
+
+    def _generate_batch(self, seqs: list[list[int]], params: SamplingParams) -> list[Completion]:
+        torch = self._torch
+        tok = self.tokenizer
+        width = max(len(s) for s in seqs)
+        pad = tok.pad_token_id
+        input_ids = torch.full((len(seqs), width), pad, dtype=torch.long)
+        attn = torch.zeros((len(seqs), width), dtype=torch.long)
+        for r, s in enumerate(seqs):
+            input_ids[r, width - len(s):] = torch.tensor(s, dtype=torch.long)
+            attn[r, width - len(s):] = 1
+        max_new = max(1, min(params.max_tokens, self.max_context - width))
+        kw: dict[str, Any] = {"max_new_tokens": max_new, "eos_token_id": self.eos_ids, "pad_token_id": pad,
+                              "repetition_penalty": 1.0}
+        if params.greedy:
+            kw.update(do_sample=False, temperature=None, top_p=None, top_k=None)
+        else:
+            kw.update(do_sample=True, temperature=params.temperature, top_p=params.top_p, top_k=0)
+        if params.stop:
+            kw.update(stop_strings=list(params.stop), tokenizer=tok)
+        t0 = time.perf_counter()
+        gen = self.model.generate(input_ids=input_ids.to(self.model.device), attention_mask=attn.to(self.model.device),
+                                  **kw)
+        new = gen[:, width:].cpu().tolist()
+        dt = time.perf_counter() - t0
+        res = []
+        eos = set(self.eos_ids)
+        for s, toks in zip(seqs, new, strict=True):
+            n, finish = len(toks), "length"
+            for idx, t in enumerate(toks):
+                if t in eos:
+                    n, finish = idx, "stop"
+                    break
+            text = tok.decode(toks[:n], skip_special_tokens=True)
+            n_tok = n + (1 if finish == "stop" else 0)
+            if params.stop:
+                cut = min((p for p in (text.find(st) for st in params.stop) if p >= 0), default=-1)
+                if cut >= 0:
+                    text, finish = text[:cut], "stop"
+                    n_tok = min(n_tok, len(tok(text, add_special_tokens=False)["input_ids"]) + 1)
+            res.append(Completion(text, n_tok, finish, len(s), {"batch_s": round(dt, 4)}))
+        return res
+
+    def close(self) -> None:
+        self.model = None
+        self.tokenizer = None
+        import gc
+
+        gc.collect()

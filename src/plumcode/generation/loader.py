@@ -1,0 +1,114 @@
+"""``load_backend(spec)``: one string picks the engine, so configs and CLIs name a policy the same way.
+
+Spec forms (options after ``?`` as ``key=value&...``; keyword options override them)::
+
+    default                                   embedded Qwen2.5-Coder-0.5B-Instruct, transformers in-process
+    hf:<dir | hub id | file.gguf | name>      transformers in-process  (?adapter=<dir>&dtype=bf16&batch_size=16)
+    openai:<base_url>#<model>                 OpenAI-compatible server (?adapter=<dir>&concurrency=32)
+    llama-cpp:<file.gguf | name>              llama.cpp in-process     (?n_ctx=4096&threads=8)
+    vllm:<dir | hub id>                       vLLM in-process          (?adapter=<dir>)
+
+A bare path or hub id means ``hf:``. The API key for ``openai:`` comes from ``PLUMCODE_API_KEY``
+or ``OPENAI_API_KEY``.
+"""
+
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qsl
+
+from plumcode.generation.base import Backend
+from plumcode.generation.hf import GenerationError
+
+KINDS = ("hf", "openai", "llama-cpp", "vllm")
+_ALIASES = {"transformers": "hf", "llamacpp": "llama-cpp", "llama_cpp": "llama-cpp", "gguf": "llama-cpp",
+            "http": "openai", "oai": "openai"}
+
+
+@dataclass
+class BackendSpec:
+    kind: str
+    target: str
+    model: str | None = None  # openai: the served model name
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+def _coerce(v: str) -> Any:
+    low = v.lower()
+    if low in ("true", "yes", "on"):
+        return True
+    if low in ("false", "no", "off"):
+        return False
+    for cast in (int, float):
+        try:
+            return cast(v)
+        except ValueError:
+            pass
+    return v
+
+
+def parse_spec(spec: str) -> BackendSpec:
+    """Split a backend spec string into kind, target, served model and options."""
+    s = spec.strip()
+    if not s:
+        raise ValueError("empty model spec")
+    s, _, query = s.partition("?") if not s.startswith(("openai:", "http")) else _split_query_url(s)
+    opts = {k: _coerce(v) for k, v in parse_qsl(query, keep_blank_values=True)}
+    kind, sep, rest = s.partition(":")
+    kind = _ALIASES.get(kind.lower(), kind.lower()) if sep else ""
+    if kind not in KINDS:
+        # no scheme (or a Windows drive / URL-less path): transformers on that path or name
+        if s.startswith(("http://", "https://")):
+            kind, rest = "openai", s
+        else:
+            kind, rest = "hf", s
+    if kind == "openai":
+        url, _, model = rest.partition("#")
+        return BackendSpec("openai", url, model or None, opts)
+    if not rest:
+        raise ValueError(f"model spec {spec!r} names no model after '{kind}:'")
+    return BackendSpec(kind, rest, None, opts)
+
+
+def _split_query_url(s: str) -> tuple[str, str, str]:
+    """``openai:http://h/v1#m?adapter=x`` -> (``openai:http://h/v1#m``, ``?``, ``adapter=x``)."""
+    head, sep, query = s.rpartition("?")
+    if not sep or "=" not in query:
+        return s, "", ""
+    return head, sep, query
+
+
+def load_backend(spec: str, **opts: Any) -> Backend:
+    """Build the backend a spec names (see module doc). Raises GenerationError with a clear message.
+
+    Options in the spec must exist for that backend (a typo is an error); keyword ``opts`` that the
+    backend does not take (``batch_size`` for a server) are dropped, so callers can pass them always.
+    """
+    ps = parse_spec(spec)
+    if ps.kind == "hf":
+        from plumcode.generation.hf import TransformersBackend as cls
+    elif ps.kind == "openai":
+        from plumcode.generation.openai_http import OpenAIBackend as cls  # type: ignore[assignment]
+    elif ps.kind == "llama-cpp":
+        from plumcode.generation.llamacpp import LlamaCppBackend as cls  # type: ignore[assignment]
+    elif ps.kind == "vllm":
+        from plumcode.generation.vllm_backend import VLLMBackend as cls  # type: ignore[assignment]
+    else:
+        raise ValueError(f"unknown backend kind {ps.kind!r} (one of {', '.join(KINDS)})")
+    params = inspect.signature(cls.__init__).parameters
+    takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+    allowed = [k for k, p in params.items() if p.kind is inspect.Parameter.KEYWORD_ONLY]
+    bad = [k for k in ps.options if k not in allowed and not takes_any]
+    if bad:
+        if ps.kind == "llama-cpp" and "adapter" in bad:
+            raise GenerationError("llama-cpp cannot apply a LoRA adapter in process; merge and convert it, or "
+                                  "use hf: / openai:")
+        raise ValueError(f"unknown option(s) {', '.join(bad)} in spec {spec!r}; {ps.kind} takes: "
+                         f"{', '.join(allowed)}")
+    options = dict(ps.options)
+    options.update({k: v for k, v in opts.items() if v is not None and (k in allowed or takes_any)})
+    if ps.kind == "openai":
+        return cls(ps.target, ps.model, **options)
+    return cls(ps.target, **options)
