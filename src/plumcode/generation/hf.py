@@ -168,22 +168,36 @@ class TransformersBackend:
         d = adapter_dir(path)
         sha = adapter_sha256(d)
         with self._lock:
+            self._n_adapters = getattr(self, "_n_adapters", 0) + 1
+            name = f"policy_{self._n_adapters}"
             if isinstance(self.model, PeftModel):
                 if self.merge:
                     self.model.unmerge_adapter()
                 old = list(self.model.peft_config)
-                self.model.load_adapter(str(d), adapter_name="policy_new")
-                self.model.set_adapter("policy_new")
-                for name in old:
-                    self.model.delete_adapter(name)
+                self.model.load_adapter(str(d), adapter_name=name)
+                self.model.set_adapter(name)
+                for o in old:
+                    self.model.delete_adapter(o)
             else:
-                self.model = PeftModel.from_pretrained(self.model, str(d), adapter_name="policy_new")
+                self.model = PeftModel.from_pretrained(self.model, str(d), adapter_name=name)
             if self.merge:
                 self.model.merge_adapter()
             self.model.eval()
             self.adapter, self._adapter_sha = str(d), sha
         log.info("adapter %s (sha256 %s…) %s", d, sha[:12], "merged" if self.merge else "applied")
         return sha
+
+    def unload_adapter(self) -> None:
+        """Back to the bare base model (unmerge and drop the adapter)."""
+        from peft import PeftModel
+
+        with self._lock:
+            if isinstance(self.model, PeftModel):
+                if self.merge:
+                    self.model.unmerge_adapter()
+                self.model = self.model.unload()
+                self.model.eval()
+            self.adapter, self._adapter_sha = None, None
 
     def identity(self) -> dict:
         if self._model_sha is None:
@@ -271,7 +285,9 @@ class TransformersBackend:
         else:
             kw.update(do_sample=True, temperature=params.temperature, top_p=params.top_p, top_k=0)
         if params.stop:
-            kw.update(stop_strings=list(params.stop), tokenizer=tok)
+            from transformers import StoppingCriteriaList
+
+            kw["stopping_criteria"] = StoppingCriteriaList([_StopOnStrings(tok, params.stop, width)])
         t0 = time.perf_counter()
         gen = self.model.generate(input_ids=input_ids.to(self.model.device), attention_mask=attn.to(self.model.device),
                                   **kw)
@@ -280,18 +296,21 @@ class TransformersBackend:
         res = []
         eos = set(self.eos_ids)
         for s, toks in zip(seqs, new, strict=True):
-            n, finish = len(toks), "length"
+            # n_tokens = tokens actually generated: up to EOS (counted), or up to the filler padding
+            # after a stop-string hit, or all of them when max_tokens ran out
+            n, finish, n_tok = len(toks), "length", len(toks)
             for idx, t in enumerate(toks):
                 if t in eos:
-                    n, finish = idx, "stop"
+                    n, finish, n_tok = idx, "stop", idx + 1
+                    break
+                if t == pad:
+                    n, n_tok = idx, idx
                     break
             text = tok.decode(toks[:n], skip_special_tokens=True)
-            n_tok = n + (1 if finish == "stop" else 0)
             if params.stop:
                 cut = min((p for p in (text.find(st) for st in params.stop) if p >= 0), default=-1)
                 if cut >= 0:
                     text, finish = text[:cut], "stop"
-                    n_tok = min(n_tok, len(tok(text, add_special_tokens=False)["input_ids"]) + 1)
             res.append(Completion(text, n_tok, finish, len(s), {"batch_s": round(dt, 4)}))
         return res
 
@@ -301,3 +320,24 @@ class TransformersBackend:
         import gc
 
         gc.collect()
+
+
+class _StopOnStrings:
+    """Per-sequence stop when the *generated* text (never the prompt's tail) contains a stop string.
+
+    transformers' own ``stop_strings`` also matches across the prompt boundary (a prompt ending in
+    a newline plus one generated newline hits ``"\\n\\n"``), which would end samples before they start.
+    """
+
+    def __init__(self, tokenizer: Any, stops: Sequence[str], prompt_width: int):
+        self.tok, self.stops, self.start = tokenizer, tuple(stops), prompt_width
+        self.window = max(len(s) for s in stops) + 8  # tokens are >= 1 char, except split UTF-8 bytes
+
+    def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
+        import torch
+
+        gen = input_ids[:, self.start:]
+        tail = gen[:, -self.window:].tolist()
+        texts = self.tok.batch_decode(tail, skip_special_tokens=True)
+        return torch.tensor([any(s in t for s in self.stops) for t in texts], dtype=torch.bool,
+                            device=input_ids.device)

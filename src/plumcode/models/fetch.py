@@ -19,6 +19,7 @@ import hashlib
 import json
 import logging
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -144,6 +145,8 @@ def _pip_download(package: str, version: str, dest: Path, quiet: bool) -> Path:
            f"{package}=={version}", "-d", str(dest)]
     if quiet:
         cmd.append("-q")
+    # e.g. "--index-url https://mirror/simple" or "--no-index --find-links /wheels" (air-gapped mirrors)
+    cmd += shlex.split(os.environ.get("PLUMCODE_PIP_DOWNLOAD_ARGS", ""))
     log.info("fetching %s==%s", package, version)
     r = subprocess.run(cmd, stdout=None if not quiet else subprocess.DEVNULL,
                        stderr=subprocess.PIPE, text=True)
