@@ -35,7 +35,7 @@ if hasattr(sys, "set_int_max_str_digits"):
 
 DEFAULT_MIN_TIME_LIMIT = 1.0  # evalplus.config.DEFAULT_MIN_TIME_LIMIT
 DEFAULT_GT_TIME_LIMIT_FACTOR = 4.0  # evalplus.config.DEFAULT_GT_TIME_LIMIT_FACTOR
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # bump when the computation of expected outputs changes
 
 # evalplus/eval/_special_oracle.py (v0.3.1)
 MBPP_OUTPUT_NOT_NONE_TASKS = ["check_str", "text_match_three", "text_starta_endb"]
@@ -273,8 +273,13 @@ def _write_cache(path: Path, obj: dict) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        with os.fdopen(fd, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as gz:
-            gz.write(json.dumps(obj).encode("utf-8"))
+        with os.fdopen(fd, "wb") as raw:
+            with gzip.GzipFile(fileobj=raw, mode="wb", mtime=0, compresslevel=6) as gz:
+                text = json.dumps(obj)  # HumanEval+ outputs are ~300 MB as JSON: write in slices
+                for i in range(0, len(text), 1 << 24):
+                    gz.write(text[i:i + (1 << 24)].encode("utf-8"))
+            raw.flush()
+            os.fsync(raw.fileno())
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):

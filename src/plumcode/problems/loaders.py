@@ -16,6 +16,7 @@ import logging
 import os
 import re
 import textwrap
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -108,9 +109,16 @@ def _need_str(rec: dict, k: str, path: str, line: int, *, empty_ok: bool = False
     return v
 
 
+def quiet_parse(code: str) -> ast.Module:
+    """ast.parse without the invalid-escape warnings old dataset code is full of."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return ast.parse(code)
+
+
 def _parse(code: str, path: str, line: int, fld: str) -> ast.Module:
     try:
-        return ast.parse(code)
+        return quiet_parse(code)
     except SyntaxError as e:
         raise DataError(f"not valid Python ({e.msg}, line {e.lineno})", path, line, fld) from None
 
@@ -145,14 +153,14 @@ def mbpp_instruction(text: str, first_assert: str) -> str:
 def entry_point_from_asserts(code: str, asserts: list[str]) -> str | None:
     """The function the asserts call that the reference defines (first one in the first assert)."""
     try:
-        defined = {n.name for n in ast.parse(code).body
+        defined = {n.name for n in quiet_parse(code).body
                    if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))}
     except SyntaxError:
         defined = set()
     first_call = None
     for a in asserts:
         try:
-            tree = ast.parse(a.strip())
+            tree = quiet_parse(a.strip())
         except SyntaxError:
             continue
         calls = [n.func.id for n in ast.walk(tree) if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)]
@@ -334,27 +342,30 @@ _OTHER_LANGS = re.compile(
     r"\b(c\+\+|c#|java|javascript|typescript|node\.?js|sql|mysql|postgresql|html|css|php|ruby|swift|kotlin|"
     r"golang|go language|rust|scala|perl|haskell|bash|shell script|powershell|matlab|julia|dart|lua|"
     r"objective-c|assembly|react|angular|vue|jquery|c language|r language|in r\b|fortran|cobol|elixir|"
-    r"clojure|groovy|vba|excel formula)", re.I)
+    r"clojure|groovy|vba|excel formula|c programming|in c|to c)\b", re.I)
+# C-family code can parse as Python (#include is a comment, `a.b(c);` an expression).
+_NOT_PYTHON = re.compile(r"^\s*#include|std::|System\.out|console\.log|\bpublic\s+static\b|;\s*$", re.M)
 _FENCE = re.compile(r"```[a-zA-Z0-9_+-]*\n(.*?)```", re.S)
 
 
 def looks_python(instruction: str, output: str | None, lang: str | None = None) -> bool:
-    """Heuristic Python-only filter for instruction sets that mix languages and non-code tasks."""
+    """Heuristic Python-only filter for instruction sets that mix languages and non-code tasks.
+
+    Mentions Python and no other language: keep. Otherwise (other languages, e.g. "translate this
+    Python to C++", or none) keep only when the dataset's answer parses as a Python program."""
     if lang:
         return lang.lower() in ("python", "py", "python3")
-    text = instruction
-    if re.search(r"\bpython\b", text, re.I):
-        return True
-    if _OTHER_LANGS.search(text):
+    other = _OTHER_LANGS.search(instruction)
+    blocks = _FENCE.findall(output or "")
+    code = "\n".join(blocks) if blocks else (output or "")
+    if _NOT_PYTHON.search(code):
         return False
+    if not other and re.search(r"\bpython\b", instruction, re.I):
+        return True
     if not output:
         return False
-    blocks = _FENCE.findall(output)
-    code = "\n".join(blocks) if blocks else output
-    if re.search(r"\bpython\b", output[:200], re.I) and blocks:
-        return True
     try:
-        tree = ast.parse(textwrap.dedent(code))
+        tree = quiet_parse(textwrap.dedent(code))
     except (SyntaxError, ValueError):
         return False
     # English prose rarely parses; a bare name/constant expression (e.g. "42") is not a program.
