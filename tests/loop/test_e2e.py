@@ -18,6 +18,7 @@ import pytest
 from plumcode.io import load_jsonl
 from plumcode.problems.schema import Problem, TestCase, write_problems
 
+
 def _missing_stage() -> str | None:
     """The e2e test needs every stage package; name the first missing one (skip, not fail)."""
     import importlib
