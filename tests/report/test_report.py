@@ -93,3 +93,6 @@ def test_partial_run(tmp_path: Path) -> None:
 def test_extract_pass_at_shapes() -> None:
     assert extract_pass_at({"pass@1": 0.5, "pass@10": 0.9}) == {"pass@1": 0.5, "pass@10": 0.9}
     assert extract_pass_at({"pass_at_k": {"1": 0.5}}) == {"pass@1": 0.5}
+    # plumcode.evaluation's shape: one figure per test set, the benchmark's own name is the main one
+    res = {"benchmark": "humaneval+", "pass_at_k": {"humaneval": {"pass@1": 0.6}, "humaneval+": {"pass@1": 0.5}}}
+    assert extract_pass_at(res) == {"pass@1": 0.5}

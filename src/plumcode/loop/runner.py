@@ -271,7 +271,8 @@ class Runner:
                           desc=f"eval {b.name}")
             results[b.name] = stages.evaluate(self.dir / "benchmarks" / f"{_safe(b.name)}.jsonl", samples_path,
                                               ec, self.cfg.sandbox,
-                                              out_dir / "eval" / f"{_safe(b.name)}.verdicts.jsonl")
+                                              out_dir / "eval" / f"{_safe(b.name)}.verdicts.jsonl",
+                                              benchmark=b.name)
         atomic_write_json(out_dir / "eval.json", {"policy": spec, "benchmarks": results})
         return {"policy": spec, **{f"pass@1[{k}]": v.get("pass@1") for k, v in results.items()}}
 

@@ -379,30 +379,35 @@ def pass_at_k(n: int, c: int, k: int) -> float:
     return 1.0 - prod
 
 
-def evaluate(problems_path: Path, samples_path: Path, ec: Any, sb: Any, verdicts_path: Path) -> dict[str, Any]:
+def evaluate(problems_path: Path, samples_path: Path, ec: Any, sb: Any, verdicts_path: Path, *,
+             benchmark: str) -> dict[str, Any]:
     """pass@k of the samples on a benchmark slice, through ``plumcode.evaluation`` when present;
     otherwise the loop executes them itself (resumable verdicts file) and applies the unbiased
-    estimator."""
+    estimator. Top-level ``pass@k`` keys are the benchmark's main figure (plus tests for HumanEval+)."""
     try:
         from plumcode import evaluation
     except ModuleNotFoundError:
         evaluation = None
     if evaluation is not None and hasattr(evaluation, "evaluate"):
-        cfg_cls = _first_attr(evaluation, ("EvalConfig", "EvaluationConfig", "Config"))
-        values = {"k": tuple(ec.k), "ks": tuple(ec.k), "sandbox": sandbox_config(sb),
-                  "verdicts_path": str(verdicts_path)}
-        ecfg = build_config(cfg_cls, values, what="evaluation")
-        res = evaluation.evaluate(read_problems(problems_path), load_jsonl(samples_path), ecfg)
-        if hasattr(res, "to_json"):
-            return res.to_json()
-        return dataclasses.asdict(res) if dataclasses.is_dataclass(res) else dict(res)
+        from plumcode.sandbox import Sample
+
+        values = {"ks": tuple(ec.k), "timeout_s": sb.timeout_s, "memory_mb": sb.memory_mb, "workers": sb.workers,
+                  "progress": True}
+        ecfg = build_config(evaluation.EvalConfig, values, what="evaluation")
+        samples = [Sample.from_json(r, str(samples_path), i) for i, r in enumerate(load_jsonl(samples_path), 1)]
+        res = evaluation.evaluate(read_problems(problems_path), samples, ecfg)
+        d = res.to_json()
+        figs = d.get("pass_at_k") or {}
+        main = figs.get(d.get("benchmark")) or (next(iter(figs.values())) if figs else {})
+        d.update({k: v for k, v in main.items() if str(k).startswith("pass@")})
+        return d
     from plumcode.sandbox import execute_file
 
     execute_file(problems_path, samples_path, verdicts_path, sandbox_config(sb))
     per: dict[str, list[bool]] = {p.id: [] for p in read_problems(problems_path)}
     for v in load_jsonl(verdicts_path):
         per.setdefault(str(v["problem_id"]), []).append(bool(v.get("passed")))
-    out: dict[str, Any] = {"problems": len(per), "samples": sum(len(x) for x in per.values())}
+    out: dict[str, Any] = {"benchmark": benchmark, "problems": len(per), "samples": sum(len(x) for x in per.values())}
     for k in ec.k:
         vals = [pass_at_k(len(x), sum(x), k) for x in per.values() if len(x) >= k]
         out[f"pass@{k}"] = round(sum(vals) / len(vals), 6) if vals else None

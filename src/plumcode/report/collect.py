@@ -92,6 +92,8 @@ def extract_pass_at(result: dict[str, Any]) -> dict[str, float]:
                 kk = str(k)
                 if isinstance(v, (int, float)):
                     out[kk if kk.startswith("pass@") else f"pass@{kk}"] = float(v)
+                elif isinstance(v, dict) and kk == result.get("benchmark"):  # {figure: {pass@k: ...}}
+                    out.update({str(a): float(b) for a, b in v.items() if isinstance(b, (int, float))})
     for k, v in result.items():
         if str(k).startswith("pass@") and isinstance(v, (int, float)):
             out[str(k)] = float(v)
