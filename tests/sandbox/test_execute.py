@@ -219,3 +219,14 @@ def test_execute_file_resumes_and_cli(tmp_path):
                          capture_output=True, text=True, timeout=120)
     assert cli.returncode == 0, cli.stderr
     assert "isolation:" in cli.stdout and "executed: 0" in cli.stdout
+
+
+def test_threads_share_the_pool():
+    from concurrent.futures import ThreadPoolExecutor
+
+    def one(i: int) -> list:
+        return [r.value for r in call_reference(f"def f(x):\n    return x + {i}\n", "f", [(j,) for j in range(20)])]
+
+    with ThreadPoolExecutor(4) as ex:
+        outs = list(ex.map(one, range(12)))
+    assert outs == [[j + i for j in range(20)] for i in range(12)]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import weakref
 from collections import OrderedDict
 from typing import Any
 
@@ -16,10 +17,23 @@ from plumcode.io import sha256_text
 from plumcode.problems.schema import Problem
 from plumcode.sandbox.types import TestResult, Verdict
 
+_FP_MEMO: dict[int, tuple] = {}
+
 
 def problem_fingerprint(p: Problem) -> str:
+    """sha256 of the canonical JSON of what decides a verdict. Memoised per Problem object
+    (HumanEval+ tests are megabytes of JSON): reused while the object, its tests list, their
+    number, setup and entry point are unchanged."""
+    memo = _FP_MEMO.get(id(p))
+    sig = (id(p.tests), len(p.tests), p.setup, p.entry_point)
+    if memo is not None and memo[0]() is p and memo[1] == sig:
+        return memo[2]
     doc = {"entry_point": p.entry_point, "setup": p.setup, "tests": [t.to_json() for t in p.tests]}
-    return sha256_text(json.dumps(doc, sort_keys=True, ensure_ascii=False, separators=(",", ":")))
+    fp = sha256_text(json.dumps(doc, sort_keys=True, ensure_ascii=False, separators=(",", ":")))
+    if len(_FP_MEMO) > 100_000:
+        _FP_MEMO.clear()
+    _FP_MEMO[id(p)] = (weakref.ref(p), sig, fp)
+    return fp
 
 
 def cache_key(code: str, fingerprint: str, config: Any, version: str) -> str:
