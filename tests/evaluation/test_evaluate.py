@@ -208,3 +208,16 @@ def test_evaluate_cli(tmp_path: Path) -> None:
     res = json.loads(out.read_text())
     assert res["pass_at_k"]["humaneval"] == {"pass@1": 0.0} and res["n_samples"] == 4
     assert main(["evaluate", "--benchmark", "livecodebench", "--samples", "canonical"]) == 2  # no references
+
+
+@needs_data
+def test_humaneval_prompt_imports_and_helpers_are_available() -> None:
+    ps = [p for p in load_benchmark("humaneval") if p.id in ("HumanEval/0", "HumanEval/38")]
+    body0 = ("def has_close_elements(numbers: List[float], threshold: float) -> bool:\n"
+             "    return any(abs(a - b) < threshold for i, a in enumerate(numbers) for b in numbers[i + 1:])\n")
+    body38 = "def decode_cyclic(s: str):\n    return encode_cyclic(encode_cyclic(s))\n"  # uses the prompt's helper
+    fut = "from __future__ import annotations\n" + body0
+    r = evaluate(ps, [Sample("HumanEval/0", "a", body0), Sample("HumanEval/38", "b", body38),
+                      Sample("HumanEval/0", "c", fut), Sample("HumanEval/0", "d", body0.replace("<", ">"))], CFG)
+    got = {s.sample_id: s.passed for pr in r.problems for s in pr.samples}
+    assert got == {"a": True, "b": True, "c": True, "d": False}

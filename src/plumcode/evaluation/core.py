@@ -139,6 +139,16 @@ def canonical_samples(problems: Iterable[Problem]) -> list[Sample]:
     return out
 
 
+def with_prefix(prefix: str, code: str) -> str:
+    """``prefix + code``, keeping the candidate's ``from __future__`` imports first (they must be)."""
+    lines = code.splitlines(keepends=True)
+    fut = [ln for ln in lines if ln.startswith("from __future__ import")]
+    if not fut:
+        return prefix.rstrip("\n") + "\n" + code
+    rest = [ln for ln in lines if not ln.startswith("from __future__ import")]
+    return "".join(fut) + prefix.rstrip("\n") + "\n" + "".join(rest)
+
+
 def _benchmark_name(problems: Sequence[Problem]) -> str:
     srcs = Counter(p.source for p in problems)
     return srcs.most_common(1)[0][0] if srcs else "?"
@@ -165,8 +175,9 @@ def evaluate(benchmark_problems: Iterable[Problem], samples: Iterable[Sample], c
 
     Samples for unknown problems are ignored with a warning (a samples file may cover more than a
     ``--limit``-ed benchmark); problems without samples are listed in ``EvalResult.missing``.
-    LiveCodeBench problems carry ``metadata["code_prefix"]`` (the official grader's imports),
-    which is prepended to each sample's code.
+    ``metadata["code_prefix"]`` is prepended to each sample's code: LiveCodeBench's import block
+    (as its grader does) and HumanEval's prompt imports/helpers (as ``prompt + completion`` in
+    the original harness provides them; a sample that defines them itself overrides them).
     """
     from plumcode.sandbox import SandboxConfig, execute, isolation_level
 
@@ -183,7 +194,7 @@ def evaluate(benchmark_problems: Iterable[Problem], samples: Iterable[Sample], c
             continue
         order[p.id].append(s.sample_id)
         prefix = p.metadata.get("code_prefix") if isinstance(p.metadata, dict) else None
-        run.append(Sample(s.problem_id, s.sample_id, (prefix + "\n" + s.code) if prefix else s.code))
+        run.append(Sample(s.problem_id, s.sample_id, with_prefix(prefix, s.code) if prefix else s.code))
     if unknown:
         log.warning("%d samples name problems that are not in this benchmark selection; ignored", unknown)
     dup = len(run) - len({s.sample_id for s in run})

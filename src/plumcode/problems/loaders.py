@@ -187,7 +187,7 @@ def _humaneval_base(rec: dict, path: str, line: int, source: str) -> Problem:
     doc, sig, setup = split_stub(prompt, entry, path, line)
     return Problem(id=tid, instruction=humaneval_instruction(doc, sig, entry, setup), prompt=prompt,
                    entry_point=entry, reference_solution=prompt + canonical, tests=[], setup=setup,
-                   source=source, metadata={})
+                   source=source, metadata={"code_prefix": setup} if setup else {})
 
 
 def build_humaneval(records: list, path: str) -> list[Problem]:

@@ -1,0 +1,32 @@
+"""Every HumanEval+ / MBPP+ canonical solution passes every base and plus test (slow: the first
+run computes the expected outputs, ~165k reference executions; later runs use the cache)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from plumcode.evaluation import EvalConfig, canonical_samples, evaluate
+from plumcode.problems import load_benchmark
+
+REPO = Path(__file__).resolve().parents[2]
+DATA = Path(os.environ.get("PLUMCODE_DATA_DIR") or REPO.parent / "shared" / "data")
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(7200)
+@pytest.mark.parametrize("bench,n", [("humaneval+", 164), ("mbpp+", 378)])
+def test_canonical_passes_all_tests(bench: str, n: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    if not DATA.is_dir():
+        pytest.skip("benchmark data not found")
+    monkeypatch.setenv("PLUMCODE_DATA_DIR", str(DATA))
+    problems = load_benchmark(bench)
+    assert len(problems) == n
+    assert not [p.id for p in problems if p.metadata.get("n_dropped_inputs")]
+    r = evaluate(problems, canonical_samples(problems), EvalConfig(fail_fast=True))
+    failed = [(pr.problem_id, pr.samples[0].message) for pr in r.problems if pr.n_correct != 1]
+    assert not failed, failed
+    base = bench.rstrip("+")
+    assert r.pass_at_k[base]["pass@1"] == 1.0 and r.pass_at_k[bench]["pass@1"] == 1.0
