@@ -17,7 +17,7 @@ from plumcode.training.logprobs import CompletionLogps, collate
 
 
 def _cfg(**kw) -> TrainConfig:
-    base = dict(learning_rate=3e-3, batch_size=8, max_steps=12, warmup_ratio=0.0, scheduler="constant",
+    base = dict(learning_rate=5e-3, batch_size=8, max_steps=8, warmup_ratio=0.0, scheduler="constant",
                 device="cpu", lora_r=8, lora_alpha=16)
     return TrainConfig(**(base | kw))
 
@@ -50,18 +50,18 @@ def _label_margin(pref: Path, base_dir: Path, adapter: Path, objective: str = "k
 def test_few_steps_raise_desirable_undesirable_margin(objective, tiny_model_dir, pref_files, tmp_path):
     pref = pref_files["paired" if objective == "dpo" else "unpaired"]
     res = train(pref, str(tiny_model_dir), _cfg(objective=objective), tmp_path / "ck", echo=None)
-    assert res.steps == 12 and res.adapter_dir
+    assert res.steps == 8 and res.adapter_dir
     margin = _label_margin(pref_files["unpaired"], tiny_model_dir, Path(res.adapter_dir))
     assert margin > 1.0, margin  # log-prob units; 0 at the start
     hist = res.history
     assert all("rewards/margins" in h for h in hist[-3:])
     assert sum(h["rewards/margins"] for h in hist[-3:]) / 3 > hist[0]["rewards/margins"]
     log = [json.loads(x) for x in Path(res.log_path).read_text().splitlines()]
-    assert [r["step"] for r in log] == list(range(1, 13)) and "loss" in log[0]
+    assert [r["step"] for r in log] == list(range(1, 9)) and "loss" in log[0]
 
 
 def test_sft_raises_likelihood_of_passing_samples(tiny_model_dir, pref_files, tmp_path):
-    res = train(pref_files["unpaired"], str(tiny_model_dir), _cfg(objective="sft", max_steps=6), tmp_path / "ck",
+    res = train(pref_files["unpaired"], str(tiny_model_dir), _cfg(objective="sft", max_steps=4), tmp_path / "ck",
                 echo=None)
     base, tok = _load(tiny_model_dir)
     pol, _ = _load(tiny_model_dir, Path(res.adapter_dir))
@@ -109,25 +109,25 @@ def test_full_finetuning_checkpoint(tiny_model_dir, pref_files, tmp_path):
 def test_interrupted_run_resumes_to_identical_weights(tiny_model_dir, pref_files, tmp_path):
     from safetensors.torch import load_file
 
-    cfg = _cfg(max_steps=6, save_every=2, scheduler="cosine", warmup_ratio=0.2)
+    cfg = _cfg(max_steps=4, save_every=2, scheduler="cosine", warmup_ratio=0.25)
     straight = train(pref_files["unpaired"], str(tiny_model_dir), cfg, tmp_path / "a", echo=None)
 
     def crash_at_step_5(msg: str) -> None:
-        if msg.startswith("step 5/"):
+        if msg.startswith("step 3/"):
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
         train(pref_files["unpaired"], str(tiny_model_dir), cfg, tmp_path / "b", echo=crash_at_step_5)
-    assert (tmp_path / "b" / "checkpoint-4" / "trainer_state.pt").is_file()
+    assert (tmp_path / "b" / "checkpoint-2" / "trainer_state.pt").is_file()
     msgs: list[str] = []
     resumed = train(pref_files["unpaired"], str(tiny_model_dir), cfg, tmp_path / "b", echo=msgs.append)
-    assert resumed.resumed_from_step == 4 and resumed.steps == 6
+    assert resumed.resumed_from_step == 2 and resumed.steps == 4
     assert not any(m.startswith("reference log-probs") for m in msgs)  # cached beside the data
     wa = load_file(str(Path(straight.adapter_dir) / "adapter_model.safetensors"))
     wb = load_file(str(Path(resumed.adapter_dir) / "adapter_model.safetensors"))
     assert wa.keys() == wb.keys() and all(torch.allclose(wa[k], wb[k], atol=1e-6) for k in wa)
     again = train(pref_files["unpaired"], str(tiny_model_dir), cfg, tmp_path / "b", echo=msgs.append)
-    assert "nothing to do" in msgs[-1] and again.steps == 6
+    assert "nothing to do" in msgs[-1] and again.steps == 4
 
 
 def _no_ref_files(pref: Path) -> bool:
@@ -193,7 +193,7 @@ def test_completion_logps_match_full_logits_and_memory_saving_path(tiny_model_di
 
 
 def test_memory_saving_training_matches_fast_training(tiny_model_dir, pref_files, tmp_path):
-    a = train(pref_files["paired"], str(tiny_model_dir), _cfg(objective="dpo", max_steps=3), tmp_path / "a", echo=None)
-    b = train(pref_files["paired"], str(tiny_model_dir), _cfg(objective="dpo", max_steps=3, memory_saving=True,
+    a = train(pref_files["paired"], str(tiny_model_dir), _cfg(objective="dpo", max_steps=2), tmp_path / "a", echo=None)
+    b = train(pref_files["paired"], str(tiny_model_dir), _cfg(objective="dpo", max_steps=2, memory_saving=True,
                                                               logits_chunk=16), tmp_path / "b", echo=None)
     assert [h["loss"] for h in a.history] == pytest.approx([h["loss"] for h in b.history], abs=1e-4)

@@ -48,6 +48,7 @@ class TrainConfig:
     memory_saving: bool = False  # gradient checkpointing + recomputed lm-head chunks
     logits_chunk: int = 0  # completion tokens per lm-head chunk; 0 = all at once (memory_saving: 512)
     ref_batch_tokens: int = 16384  # token budget per no-grad reference batch
+    length_sorted: bool = True  # batches of similar lengths (less padding); False: random batches like TRL
     # outputs
     log_every: int = 1
     save_every: int = 0  # optimizer steps between resumable checkpoints; 0 = only at the end

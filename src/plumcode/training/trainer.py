@@ -302,7 +302,7 @@ def train(preferences_path: str | Path, model_spec: Any, config: TrainConfig | N
     policy = CompletionLogps(model, chunk=chunk, checkpoint_chunks=cfg.memory_saving)
     pad_id = tok.pad_token_id
 
-    batches = make_batches(examples, cfg.batch_size, cfg.seed)
+    batches = make_batches(examples, cfg.batch_size, cfg.seed, cfg.length_sorted)
     world = accel.num_processes
     per_step = cfg.grad_accum * world
     total_steps = cfg.max_steps or max(1, math.ceil(cfg.epochs * len(batches) / per_step))
