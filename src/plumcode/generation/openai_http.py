@@ -31,7 +31,7 @@ from plumcode.generation.hf import GenerationError, adapter_sha256
 
 log = logging.getLogger(__name__)
 
-RETRY_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
+RETRY_STATUS = {408, 425, 429, 500, 502, 503, 504}
 
 
 class _Transient(Exception):
@@ -210,16 +210,20 @@ class OpenAIBackend:
             url = f"{self.base_url}/completions"
         what = f"POST {url.rsplit('/v1', 1)[-1]}"
         data: dict = {}
-        async for attempt in AsyncRetrying(stop=stop_after_attempt(self.max_retries),
-                                           wait=wait_exponential_jitter(initial=0.5, max=30),
-                                           retry=retry_if_exception(_retryable), reraise=True):
-            with attempt:
-                try:
-                    r = await client.post(url, json=body)
-                except httpx.ConnectError as e:
-                    raise GenerationError(f"cannot reach {self.base_url} ({e}); is the server running?") from None
-                self._raise_for(r, what)
-                data = r.json()
+        try:
+            async for attempt in AsyncRetrying(stop=stop_after_attempt(self.max_retries),
+                                               wait=wait_exponential_jitter(max=30),
+                                               retry=retry_if_exception(_retryable), reraise=True):
+                with attempt:
+                    try:
+                        r = await client.post(url, json=body)
+                    except httpx.ConnectError as e:
+                        raise GenerationError(f"cannot reach {self.base_url} ({e}); is the server running?") from None
+                    self._raise_for(r, what)
+                    data = r.json()
+        except (_Transient, httpx.TimeoutException, httpx.TransportError) as e:
+            raise GenerationError(f"{what} at {self.base_url} still failing after {self.max_retries} attempts: "
+                                  f"{type(e).__name__}: {e}") from None
         usage = data.get("usage") or {}
         choices = data.get("choices") or []
         out = []

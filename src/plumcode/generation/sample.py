@@ -103,9 +103,10 @@ def sample_problems(problems: Iterable[Problem], backend: Backend, params: Sampl
                     seed = None if params.seed is None else (params.seed + zlib.crc32(chunk[0][0].id.encode())) % 2**31
                     cp = replace(params, n=n_k, stop=stops, seed=seed)
                     results = backend.generate(prompts, cp)
+                    rec_params = param_rec | {"stop": list(stops), "chunk_seed": seed}
                     for (p, ks), prompt, comps in zip(chunk, prompts, results, strict=True):
                         for k, comp in zip(ks, comps, strict=False):
-                            rec = _record(p, k, prompt, comp, ident, param_rec)
+                            rec = _record(p, k, prompt, comp, ident, rec_params)
                             app.write(rec)
                             summary["written"] += 1
                             summary["tokens"] += comp.n_tokens

@@ -11,7 +11,6 @@ an adapter is loaded, the base name answers 409 until it is unloaded, so a clien
 samples of a policy it did not ask for.
 """
 
-from __future__ import annotations
 
 import argparse
 import asyncio
