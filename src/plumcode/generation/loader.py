@@ -24,7 +24,7 @@ from plumcode.generation.hf import GenerationError
 
 KINDS = ("hf", "openai", "llama-cpp", "vllm")
 _ALIASES = {"transformers": "hf", "llamacpp": "llama-cpp", "llama_cpp": "llama-cpp", "gguf": "llama-cpp",
-            "http": "openai", "oai": "openai"}
+            "oai": "openai"}
 
 
 @dataclass
@@ -56,14 +56,12 @@ def parse_spec(spec: str) -> BackendSpec:
         raise ValueError("empty model spec")
     s, _, query = s.partition("?") if not s.startswith(("openai:", "http")) else _split_query_url(s)
     opts = {k: _coerce(v) for k, v in parse_qsl(query, keep_blank_values=True)}
+    if s.startswith(("http://", "https://")):
+        s = "openai:" + s
     kind, sep, rest = s.partition(":")
     kind = _ALIASES.get(kind.lower(), kind.lower()) if sep else ""
     if kind not in KINDS:
-        # no scheme (or a Windows drive / URL-less path): transformers on that path or name
-        if s.startswith(("http://", "https://")):
-            kind, rest = "openai", s
-        else:
-            kind, rest = "hf", s
+        kind, rest = "hf", s  # no scheme: transformers on that path, hub id or registered name
     if kind == "openai":
         url, _, model = rest.partition("#")
         return BackendSpec("openai", url, model or None, opts)
