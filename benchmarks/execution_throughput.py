@@ -3,8 +3,10 @@
 Samples: every canonical solution in ``--copies`` copies made distinct by a harmless module-level
 statement (``_plumcode_copy = k``), so no cache can help. Both engines get ``--workers``
 parallelism (2 by default) in the same run, and their per-sample verdicts are compared.
-The floor is the time to run the same tests in plain processes without any isolation or
-timeouts (two processes, one per core, each timing its half: floor = total compute / workers).
+The floor is the time to run the same tests (evalplus's inputs, expected outputs and comparison)
+in plain processes without any isolation or time limits: two processes, one per core, each timing
+its half; floor = total compute / workers. evalplus and the floor run in fresh child processes
+that load only evalplus's data.
 Finally the same samples are executed again to time verdict-cache hits.
 
     .venv/bin/python benchmarks/execution_throughput.py            # full: 164 x 10 = 1,640 samples
@@ -21,9 +23,9 @@ import argparse
 import copy
 import gzip
 import json
-import multiprocessing
 import os
 import shutil
+import subprocess
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -39,12 +41,17 @@ def data_dir() -> Path:
 
 def load_problems(limit: int | None):
     from plumcode.problems.loaders import load_benchmark
-    from plumcode.problems.schema import read_problems, write_problems
+    from plumcode.problems.schema import Problem, write_problems
 
     WORK.mkdir(parents=True, exist_ok=True)
     cache = WORK / "humaneval_plus_problems.jsonl"
-    if cache.exists():
-        problems = read_problems(cache)
+    if cache.exists():  # stream: a --limit run reads only the lines it needs of this 300 MB file
+        problems = []
+        with open(cache, encoding="utf-8") as f:
+            for line in f:
+                if limit and len(problems) >= limit:
+                    break
+                problems.append(Problem.from_json(json.loads(line)))
     else:
         t = time.perf_counter()
         problems = load_benchmark("humaneval+")
@@ -67,77 +74,101 @@ def make_samples(problems, raw: dict, copies: int):
     return out
 
 
-# ---------------------------------------------------------------- floor: plain processes
-def _floor_worker(args) -> tuple[float, dict]:
-    problems_json, samples = args
-    from plumcode.problems.schema import Problem
-    from plumcode.sandbox.compare import call_output_matches
-
-    probs = {d["id"]: Problem.from_json(d) for d in problems_json}
-    verdicts = {}
-    t0 = time.perf_counter()
-    for pid, sid, code in samples:
-        p = probs[pid]
-        ok = True
-        g: dict = {}
-        try:
-            exec(compile(code, "<c>", "exec"), g)
-            fn = g[p.entry_point]
-        except BaseException:  # noqa: BLE001
-            verdicts[sid] = False
-            continue
-        for t in p.tests:
-            try:
-                if t.kind == "call":
-                    out = fn(*copy.deepcopy(t.args))
-                    if not call_output_matches(out, t.expected, t.atol):
-                        ok = False
-                else:
-                    ns = dict(g)
-                    if p.setup:
-                        exec(p.setup, ns)
-                    exec(t.code, ns)
-            except BaseException:  # noqa: BLE001
-                ok = False
-            if not ok:
-                break  # same work as fail-fast engines
-        verdicts[sid] = ok
-    return time.perf_counter() - t0, verdicts
-
-
-def run_floor(problems, samples, workers: int) -> tuple[float, dict]:
-    pj = [p.to_json() for p in problems]
-    triples = [(s.problem_id, s.sample_id, s.code) for s in samples]
-    parts = [(pj, triples[i::workers]) for i in range(workers)]
-    ctx = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(workers, mp_context=ctx) as ex:
-        res = list(ex.map(_floor_worker, parts))
-    total = sum(t for t, _ in res)
-    verdicts = {k: v for _, d in res for k, v in d.items()}
-    return total / workers, verdicts
-
-
-# ---------------------------------------------------------------- evalplus
-def run_evalplus(problem_ids: list[str], samples, workers: int) -> tuple[float, dict, float]:
+# ---------------------------------------------------------------- evalplus and the floor
+# Both run in fresh child processes that load only evalplus's own data, so neither inherits
+# this process's memory (a big parent makes every fork evalplus does more expensive).
+def _evalplus_data(limit: int | None):
     from evalplus.data import get_human_eval_plus, get_human_eval_plus_hash
-    from evalplus.evaluate import check_correctness, get_groundtruth
+    from evalplus.evaluate import get_groundtruth
 
-    t = time.perf_counter()
     problems = get_human_eval_plus()
     expected = get_groundtruth(problems, get_human_eval_plus_hash(), [])
-    gt_s = time.perf_counter() - t
+    ids = list(problems)[:limit] if limit else list(problems)
+    return problems, expected, ids
+
+
+def _child_samples(problems, ids, copies):
+    return [(tid, f"{tid}#{k}", problems[tid]["prompt"] + problems[tid]["canonical_solution"]
+             + f"\n_plumcode_copy = {k}\n") for tid in ids for k in range(copies)]
+
+
+def child_evalplus(limit, copies, workers, out):
+    from evalplus.evaluate import check_correctness
+
+    problems, expected, ids = _evalplus_data(limit)
+    samples = _child_samples(problems, ids, copies)
     t0 = time.perf_counter()
     verdicts = {}
     with ProcessPoolExecutor(max_workers=workers) as ex:  # what evalplus.evaluate does
-        futs = {}
-        for i, s in enumerate(samples):
-            p = problems[s.problem_id]
-            futs[ex.submit(check_correctness, "humaneval", i, p, s.code, expected[s.problem_id], False, True,
-                           s.sample_id)] = s.sample_id
+        futs = [ex.submit(check_correctness, "humaneval", i, problems[tid], code, expected[tid], False, True, sid)
+                for i, (tid, sid, code) in enumerate(samples)]
         for f in as_completed(futs):
             r = f.result()
             verdicts[r["_identifier"]] = r["base"][0] == "pass" and r["plus"][0] == "pass"
-    return time.perf_counter() - t0, verdicts, gt_s
+    Path(out).write_text(json.dumps({"seconds": time.perf_counter() - t0, "verdicts": verdicts}))
+
+
+def child_floor(limit, copies, part, nparts, out_path):
+    """The same inputs and expected outputs, EvalPlus's comparison, no process, no limits."""
+    import numpy as np
+    from evalplus.eval import _poly, is_floats
+
+    problems, expected, ids = _evalplus_data(limit)
+    samples = _child_samples(problems, ids, copies)[part::nparts]
+    verdicts = {}
+    t0 = time.perf_counter()
+    for tid, sid, code in samples:
+        p, e = problems[tid], expected[tid]
+        ok = True
+        try:
+            g: dict = {}
+            exec(code, g)
+            fn = g[p["entry_point"]]
+            for inputs, outs in ((p["base_input"], e["base"]), (p["plus_input"], e["plus"])):
+                atol = p["atol"]
+                for inp, exp in zip(inputs, outs, strict=True):
+                    out = fn(*copy.deepcopy(inp))
+                    if p["entry_point"] == "find_zero":
+                        assert abs(_poly(*inp, out)) <= atol
+                        continue
+                    exact = out == exp
+                    if atol == 0 and is_floats(exp):
+                        atol = 1e-6
+                    if not exact and atol != 0:
+                        assert type(out) == type(exp)  # noqa: E721
+                        if isinstance(exp, (list, tuple)):
+                            assert len(out) == len(exp)
+                        assert np.allclose(out, exp, rtol=1e-07, atol=atol)
+                    else:
+                        assert exact
+        except BaseException:  # noqa: BLE001
+            ok = False
+        verdicts[sid] = ok
+    Path(out_path).write_text(json.dumps({"seconds": time.perf_counter() - t0, "verdicts": verdicts}))
+
+
+def _spawn(args: list[str]):
+    return subprocess.Popen([sys.executable, __file__, *args], env=dict(os.environ))
+
+
+def run_evalplus(limit, copies, workers) -> tuple[float, dict]:
+    out = WORK / "evalplus_result.json"
+    rc = _spawn(["--_child", "evalplus", "--copies", str(copies), "--workers", str(workers), "--_out", str(out)]
+                + (["--limit", str(limit)] if limit else [])).wait()
+    if rc:
+        raise RuntimeError(f"evalplus child failed ({rc})")
+    r = json.loads(out.read_text())
+    return r["seconds"], r["verdicts"]
+
+
+def run_floor(limit, copies, workers) -> tuple[float, dict]:
+    outs = [WORK / f"floor_{i}.json" for i in range(workers)]
+    procs = [_spawn(["--_child", "floor", "--copies", str(copies), "--workers", str(workers), "--_part", str(i),
+                     "--_out", str(o)] + (["--limit", str(limit)] if limit else [])) for i, o in enumerate(outs)]
+    if any(p.wait() for p in procs):
+        raise RuntimeError("floor child failed")
+    res = [json.loads(o.read_text()) for o in outs]
+    return sum(r["seconds"] for r in res) / workers, {k: v for r in res for k, v in r["verdicts"].items()}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -148,6 +179,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--skip-evalplus", action="store_true")
     ap.add_argument("--skip-floor", action="store_true")
     ap.add_argument("--json", default=None, help="also write the figures to this file")
+    ap.add_argument("--_child", default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--_part", type=int, default=0, help=argparse.SUPPRESS)
+    ap.add_argument("--_out", default=None, help=argparse.SUPPRESS)
     a = ap.parse_args(argv)
 
     src = data_dir() / "HumanEvalPlus-v0.1.10.jsonl.gz"
@@ -157,6 +191,18 @@ def main(argv: list[str] | None = None) -> int:
         with gzip.open(src, "rb") as f, open(plain, "wb") as g:
             shutil.copyfileobj(f, g)
     os.environ["HUMANEVAL_OVERRIDE_PATH"] = str(plain)
+    if a._child == "evalplus":
+        child_evalplus(a.limit, a.copies, a.workers, a._out)
+        return 0
+    if a._child == "floor":
+        child_floor(a.limit, a.copies, a._part, a.workers, a._out)
+        return 0
+    if not a.skip_evalplus:  # evalplus computes its ground truth once (cached); not timed
+        t = time.perf_counter()
+        subprocess.run([sys.executable, "-c", "import sys; sys.argv[1:] = []; from evalplus.data import "
+                        "get_human_eval_plus, get_human_eval_plus_hash; from evalplus.evaluate import get_groundtruth; "
+                        "p = get_human_eval_plus(); get_groundtruth(p, get_human_eval_plus_hash(), [])"], check=True)
+        print(f"[setup] evalplus ground truth ready in {time.perf_counter() - t:.1f}s", flush=True)
     raw = {}
     with open(plain) as f:
         for line in f:
@@ -184,14 +230,14 @@ def main(argv: list[str] | None = None) -> int:
     assert all(v.cached for v in again)
     per_hit_us = hits_s / len(again) * 1e6
 
-    ep_s = ep_v = gt_s = None
+    ep_s = ep_v = None
     if not a.skip_evalplus:
-        ep_s, ep_v, gt_s = run_evalplus([p.id for p in problems], samples, a.workers)
-        print(f"[evalplus] {ep_s:.1f}s (ground truth {gt_s:.1f}s, not counted)", flush=True)
+        ep_s, ep_v = run_evalplus(a.limit, a.copies, a.workers)
+        print(f"[evalplus] {ep_s:.1f}s", flush=True)
     floor_s = floor_v = None
     if not a.skip_floor:
-        floor_s, floor_v = run_floor(problems, samples, a.workers)
-        print(f"[floor] {floor_s:.1f}s", flush=True)
+        floor_s, floor_v = run_floor(a.limit, a.copies, a.workers)
+        print(f"[floor] {floor_s:.1f}s (sum of per-process compute / {a.workers})", flush=True)
 
     ours_pass = {k: v.passed for k, v in ours.items()}
     print()

@@ -97,6 +97,8 @@ class Conn:
         self.alive = True
         self.names: set[str] = set()
         self.load_failure: tuple[str, str] | None = None
+        self.rbuf = bytearray()
+        self.rpos = 0
 
     def kill(self) -> None:
         if self.alive:
@@ -114,6 +116,7 @@ class Conn:
         self.sock = socket.socket(fileno=fds[0])
         self.life = fds[1]
         self.alive = True
+        self.rbuf, self.rpos = bytearray(), 0
 
     def ensure(self) -> None:
         if not self.alive:
@@ -130,9 +133,7 @@ class Conn:
     def reply(self, timeout: float | None) -> Any:
         """One decoded reply; raises _Timeout (candidate killed) or CandidateDied."""
         try:
-            self.sock.settimeout(max(timeout, 1e-3) if timeout is not None else None)
-            data, _ = _wire.recv_frame(self.sock)
-            self.sock.settimeout(None)
+            data = self._frame(timeout)
         except TimeoutError:
             self.kill()
             raise _Timeout() from None
@@ -147,6 +148,36 @@ class Conn:
         except Exception as e:  # noqa: BLE001
             self.kill()
             raise CandidateDied(f"malformed reply: {type(e).__name__}: {e}") from None
+
+    def _frame(self, timeout: float | None) -> bytes:
+        """Next frame from a buffered reader (the candidate sends replies in bursts)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        buf = self.rbuf
+        while True:
+            avail = len(buf) - self.rpos
+            if avail >= 8:
+                (n,) = _wire._HDR.unpack_from(buf, self.rpos)
+                if n > _wire.MAX_FRAME:
+                    raise _wire.ProtocolError(f"frame of {n} bytes exceeds the limit")
+                if avail >= 8 + n:
+                    start = self.rpos + 8
+                    data = bytes(buf[start:start + n])
+                    self.rpos = start + n
+                    if self.rpos > (1 << 20) and self.rpos * 2 > len(buf):
+                        del buf[:self.rpos]
+                        self.rpos = 0
+                    return data
+            if deadline is None:
+                self.sock.settimeout(None)
+            else:
+                rem = deadline - time.monotonic()
+                if rem <= 0:
+                    raise TimeoutError()
+                self.sock.settimeout(rem)
+            chunk = self.sock.recv(1 << 20)
+            if not chunk:
+                raise EOFError("peer closed the channel")
+            buf += chunk
 
     def load(self) -> None:
         """Exec the candidate module in C (once per fresh C). Failures are sticky: every
