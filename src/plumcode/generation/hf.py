@@ -208,9 +208,16 @@ class TransformersBackend:
     def _base_sha(self) -> str | None:
         from plumcode.models.registry import get_entry, is_registered
 
+        src = getattr(self.model, "plumcode_source", None)
+        if src is None and hasattr(self.model, "get_base_model"):
+            src = getattr(self.model.get_base_model(), "plumcode_source", None)
+        if src and src.get("sha256"):
+            return src["sha256"]  # the pinned GGUF it was dequantised from
+        if src and src.get("kind") == "hub":
+            return f"hub:{src['path']}@{src.get('revision')}"
         spec = self.model_spec
         if is_registered(spec):
-            return get_entry(spec).sha256  # the pinned GGUF (or hub checkpoint of that name)
+            return get_entry(spec).sha256
         p = Path(spec).expanduser()
         if p.is_file():
             return _hash_files([p])

@@ -96,7 +96,8 @@ def sample_problems(problems: Iterable[Problem], backend: Backend, params: Sampl
     try:
         with JsonlAppender(out_path) as app:
             for (n_k, stops), group in todo.items():
-                per_call = max(1, seqs_per_call // n_k)
+                # servers: enough prompts in flight to fill the connection pool; in-process: ~2 batches
+                per_call = seqs_per_call if getattr(backend, "concurrency", None) else max(1, seqs_per_call // n_k)
                 for c in range(0, len(group), per_call):
                     chunk = group[c:c + per_call]
                     prompts = [build_prompt(p, style, system) for p, _ in chunk]

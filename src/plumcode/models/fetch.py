@@ -346,6 +346,7 @@ def load_hf_model(name_or_path: str = DEFAULT_MODEL, dtype: Any = None, *, sourc
         kind, target = resolve_source(name_or_path, source)
         if kind == "gguf":
             model, tok = load_gguf_as_hf(Path(target), dt, cache=cache_converted)
+            model.plumcode_source = {"kind": "gguf", "path": str(target), "sha256": get_entry(name_or_path).sha256}
             return (model.to(device) if device else model), tok
     p = Path(str(target)).expanduser()
     if p.suffix == ".gguf":
@@ -361,5 +362,7 @@ def load_hf_model(name_or_path: str = DEFAULT_MODEL, dtype: Any = None, *, sourc
         raise ModelError(f"cannot load model {name_or_path!r}{hint}: {str(err).splitlines()[0]}") from None
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
+    model.plumcode_source = {"kind": "hub" if not p.exists() else "path", "path": str(target),
+                             "revision": getattr(model.config, "_commit_hash", None)}
     model.eval()
     return (model.to(device) if device else model), tok
