@@ -44,18 +44,8 @@ STAGES_ALL = ["problems", "tests", "baseline/eval"] + [
     f"round-{r:03d}/{s}" for r in range(2) for s in ("sample", "execute", "preferences", "train", "eval")]
 
 
-@pytest.fixture(scope="module")
-def tiny_coder(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    sys.path.insert(0, str(HERE))
-    try:
-        from tiny_coder import build_tiny_coder
-    finally:
-        sys.path.remove(str(HERE))
-    return build_tiny_coder(tmp_path_factory.mktemp("tiny-coder"))
-
-
-def _write_inputs(d: Path, model: Path) -> Path:
-    train = [
+def _train_problems() -> list[Problem]:
+    return [
         Problem(id="t/add", instruction="Write a function add(a, b) that returns the sum of a and b.",
                 entry_point="add", reference_solution=ADD),
         Problem(id="t/add2", instruction="Write a python function add(a, b) returning a + b for two numbers.",
@@ -66,21 +56,46 @@ def _write_inputs(d: Path, model: Path) -> Path:
         Problem(id="t/neg", instruction="Write a function neg(x) that returns -x.", entry_point="neg",
                 reference_solution="def neg(x):\n    return -x\n"),
     ]
-    bench = [
+
+
+def _bench_problems() -> list[Problem]:
+    return [
         Problem(id="b/add", instruction="Write a function add(a, b) that returns the sum.", entry_point="add",
                 reference_solution=ADD, tests=[TestCase("assert", code="assert add(2, 5) == 7\n")]),
         Problem(id="b/sub", instruction="Write a function sub(a, b) that returns a - b.", entry_point="sub",
                 reference_solution="def sub(a, b):\n    return a - b\n",
                 tests=[TestCase("assert", code="assert sub(5, 2) == 3\n")]),
     ]
-    write_problems(d / "train.jsonl", train)
-    write_problems(d / "bench.jsonl", bench)
+
+
+N_TESTS = 3
+
+
+@pytest.fixture(scope="module")
+def tiny_coder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny model, taught the exact prompts of this run (test writing, sampling, evaluation)."""
+    from plumcode.generation import build_prompt
+    from plumcode.testgen.prompts import render
+
+    sys.path.insert(0, str(HERE))
+    try:
+        from tiny_coder import build_tiny_coder
+    finally:
+        sys.path.remove(str(HERE))
+    prompts = [render("tests", p, "chat", N_TESTS).prompt for p in _train_problems()]
+    prompts += [build_prompt(p, "chat") for p in _train_problems() + _bench_problems()]
+    return build_tiny_coder(tmp_path_factory.mktemp("tiny-coder"), prompts)
+
+
+def _write_inputs(d: Path, model: Path) -> Path:
+    write_problems(d / "train.jsonl", _train_problems())
+    write_problems(d / "bench.jsonl", _bench_problems())
     cfg = f"""
 name: e2e
 seed: 1
 rounds: 2
 problems: {{source: {d / 'train.jsonl'}, decontaminate: true}}
-testgen: {{model: policy, max_tokens: 72, n_tests: 3, max_tests: 4, validation: [reference]}}
+testgen: {{model: policy, max_tokens: 72, n_tests: {N_TESTS}, max_tests: 4, validation: [reference]}}
 policy: {{model: "hf:{model}", lora: {{r: 4, alpha: 8}}}}
 sampling: {{n: 4, temperature: 1.3, max_tokens: 72}}
 training: {{objective: kto, epochs: 1, batch_size: 4, learning_rate: 1.0e-3, max_length: 256}}

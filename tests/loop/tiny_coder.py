@@ -12,12 +12,15 @@ _WORDS = ("write a python function that returns the sum of two numbers list stri
           "unit tests assert only code block signature").split()
 
 
-def build_tiny_coder(out_dir: str | Path, steps: int = 80, seed: int = 0) -> Path:
+def build_tiny_coder(out_dir: str | Path, prompts: list[list[dict]] = (), steps: int = 120, seed: int = 0) -> Path:
+    """``prompts``: chat prompts the loop will send (test-writing and sampling), learnt first-hand;
+    random short prompts are mixed in so unseen prompts get the same answer too."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from plumcode.testing.tiny import build_tiny_model
 
+    torch.set_num_threads(1)  # tiny matrices: more threads only add barrier overhead
     path = build_tiny_model(out_dir, seed=seed)
     tok = AutoTokenizer.from_pretrained(path)
     model = AutoModelForCausalLM.from_pretrained(path)
@@ -28,8 +31,11 @@ def build_tiny_coder(out_dir: str | Path, steps: int = 80, seed: int = 0) -> Pat
     for _ in range(steps):
         rows = []
         for _ in range(8):
-            msgs = [{"role": "user", "content": " ".join(rng.choice(_WORDS) for _ in range(rng.randint(3, 24)))}]
-            if rng.random() < 0.5:
+            if prompts and rng.random() < 0.75:
+                msgs = list(rng.choice(prompts))
+            else:
+                msgs = [{"role": "user", "content": " ".join(rng.choice(_WORDS) for _ in range(rng.randint(3, 24)))}]
+            if rng.random() < 0.3 and msgs[0]["role"] != "system":
                 msgs.insert(0, {"role": "system", "content": "You are a helpful assistant."})
             prompt = tok.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True)
             rows.append((tok(prompt)["input_ids"], answer))

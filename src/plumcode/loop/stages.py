@@ -364,6 +364,8 @@ def train(prefs_path: Path, model_spec: str, cfg: Any, out_dir: Path, *, seed: i
     values.update(t.options)
     tcfg = build_config(TrainConfig, values, what="training")
     model, adapter = training_spec(model_spec)
+    if adapter is not None and (Path(adapter) / "adapter" / "adapter_config.json").is_file():
+        adapter = str(Path(adapter) / "adapter")  # a plumcode checkpoint: its PEFT adapter inside
     res = _train(prefs_path, model, tcfg, out_dir, adapter=adapter)
     d = res.to_json() if hasattr(res, "to_json") else dataclasses.asdict(res)
     return {k: v for k, v in d.items() if isinstance(v, (int, float, str, bool, type(None)))}
@@ -395,7 +397,7 @@ def evaluate(problems_path: Path, samples_path: Path, ec: Any, sb: Any, verdicts
                   "progress": True}
         ecfg = build_config(evaluation.EvalConfig, values, what="evaluation")
         samples = [Sample.from_json(r, str(samples_path), i) for i, r in enumerate(load_jsonl(samples_path), 1)]
-        res = evaluation.evaluate(read_problems(problems_path), samples, ecfg)
+        res = evaluation.evaluate(read_problems(problems_path), samples, ecfg, benchmark=benchmark)
         d = res.to_json()
         figs = d.get("pass_at_k") or {}
         main = figs.get(d.get("benchmark")) or (next(iter(figs.values())) if figs else {})
