@@ -174,3 +174,15 @@ def test_resume_and_problems_with_synthetic_tests(canned, tmp_path, add_problem,
 def test_config_rejects_unknown_mode():
     with pytest.raises(ValueError, match="unknown validation mode"):
         TestgenConfig(validate=("oracle",))
+
+
+def test_inputs_mode_respects_the_input_contract(canned, add_problem, runner):
+    p = Problem(add_problem.id, add_problem.instruction, prompt=add_problem.prompt, entry_point="add",
+                reference_solution=add_problem.reference_solution,
+                metadata={"contract": '\n    assert isinstance(a, int) and a >= 0, "invalid inputs" # $_CONTRACT_$\n'})
+    cfg = TestgenConfig(validate=("inputs",), timeout_s=1.0, inputs_from_asserts=False)
+    rec = synthesize_tests([p], canned("", INPUTS), cfg, runner=runner)[0]
+    assert [tuple(t["args"]) for t in rec["kept"]] == [(5, 7)]  # -3, 'a', [1], 0.5 violate the contract
+    rec = synthesize_tests([p], canned("", INPUTS), TestgenConfig(validate=("inputs",), timeout_s=1.0,
+                           inputs_from_asserts=False, use_contract=False), runner=runner)[0]
+    assert len(rec["kept"]) == 4

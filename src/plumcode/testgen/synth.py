@@ -20,7 +20,9 @@ listed in the record's ``skipped``; its tests are then not filtered by that mode
 
 from __future__ import annotations
 
+import ast
 import logging
+import textwrap
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
@@ -75,6 +77,7 @@ class TestgenConfig:
     null_check: bool = True  # run tests against a program whose function always raises
     float_atol: float = 1e-6  # tolerance given to call tests whose expected value holds floats
     inputs_prompt: bool | None = None  # also ask for inputs (None: only when the inputs mode is on)
+    use_contract: bool = True  # inputs mode: reject inputs violating metadata["contract"] (EvalPlus)
 
     def __post_init__(self) -> None:
         self.validate = tuple(self.validate)
@@ -201,6 +204,28 @@ def _parse(gen: Generated, config: TestgenConfig) -> _Work:
     return _Work(gen, cands, stats)
 
 
+def contracted_reference(problem: Problem) -> str | None:
+    """The reference with the problem's input contract (``metadata["contract"]``: EvalPlus-style
+    ``assert``s on the arguments) at the top of its function body, so proposed inputs outside the
+    task's domain raise instead of becoming tests of unspecified behaviour."""
+    ref, contract, ep = problem.reference_solution, problem.metadata.get("contract"), problem.entry_point
+    if not ref or not isinstance(contract, str) or not contract.strip() or not ep:
+        return ref
+    try:
+        tree = ast.parse(ref)
+        guard = ast.parse(textwrap.dedent(contract.strip("\n"))).body
+    except SyntaxError:
+        return ref
+    for node in tree.body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name == ep:
+            at = 1 if (node.body and isinstance(node.body[0], ast.Expr)
+                       and isinstance(node.body[0].value, ast.Constant)
+                       and isinstance(node.body[0].value.value, str)) else 0
+            node.body[at:at] = guard
+            return ast.unparse(ast.fix_missing_locations(tree)) + "\n"
+    return ref
+
+
 def _add_input_tests(w: _Work, config: TestgenConfig, runner: Runner) -> None:
     """Inputs mode: reference outputs for LM-proposed inputs become call/stdio tests."""
     p, g = w.problem, w.gen
@@ -237,8 +262,8 @@ def _add_input_tests(w: _Work, config: TestgenConfig, runner: Runner) -> None:
         props += [x for x in asserted if x.key not in seen]
     budget = config.max_candidates
     props = props[:budget]
-    outs = runner.call_reference(p.reference_solution, p.entry_point or "", [x.args for x in props],
-                                 setup=p.setup) if props else []
+    ref = (contracted_reference(p) if config.use_contract else None) or p.reference_solution
+    outs = runner.call_reference(ref, p.entry_point or "", [x.args for x in props], setup=p.setup) if props else []
     for src, why in rejected:
         w.cands.append(Candidate(TestCase("assert", code=f"# proposed input\n{src}"), f"rejected-input:{src}",
                                  origin="inputs", status="rejected", stage="static", reason=why))
