@@ -24,8 +24,8 @@ from typing import Any
 from plumcode.sandbox import _wire
 from plumcode.sandbox.compare import call_output_matches, stdio_output_matches
 
-BATCH_TESTS = 256
-BATCH_BYTES = 4 << 20
+BATCH_TESTS = 2048
+BATCH_BYTES = 16 << 20
 
 
 class _Timeout(BaseException):
@@ -179,14 +179,19 @@ class Conn:
                 raise EOFError("peer closed the channel")
             buf += chunk
 
-    def load(self) -> None:
+    def load(self, then: tuple | None = None) -> None:
         """Exec the candidate module in C (once per fresh C). Failures are sticky: every
-        remaining test reports them."""
+        remaining test reports them. ``then`` is sent right behind the load request (saves a
+        round trip); if loading fails, its replies are discarded with the candidate."""
         if self.loaded and self.alive:
+            if then is not None:
+                self.request(then)
             return
         if self.load_failure:
             raise _LoadFailed(*self.load_failure)
         self.request(("load", self.job["code"]))
+        if then is not None:
+            self.request(then)
         try:
             r = self.reply(self.job["load_timeout"])
         except _Timeout:
@@ -200,6 +205,7 @@ class Conn:
                 self.names = set(r[1])
                 return
             self.load_failure = _classify_reply(r, "while loading: ")
+        self.kill()
         raise _LoadFailed(*self.load_failure)
 
     def remote(self, op: str, target: Any, *rest: Any) -> Any:
@@ -342,12 +348,15 @@ class Judge:
     def _calls(self, entry: str, batch: list[tuple[int, bytes]], timeouts: list[float]):
         """Yield (index, reply-or-status, duration) for a batch, enforcing per-call deadlines."""
         try:
-            self.conn.load()
+            self.conn.load(then=("calls", entry, [b for _, b in batch]))
         except _LoadFailed as e:
             for j, _ in batch:
                 yield j, ("fail-load", e.status, "while loading: " + e.message.removeprefix("while loading: ")), 0.0
             return
-        self.conn.request(("calls", entry, [b for _, b in batch]))
+        except CandidateDied as e:
+            for j, _ in batch[:1]:
+                yield j, ("died", str(e)), 0.0
+            return
         t0 = time.monotonic()
         for j, _ in batch:
             try:
@@ -581,15 +590,15 @@ def _read_job(memfd: int) -> dict:
         data += chunk
     os.close(memfd)
     job = pickle.loads(bytes(data))
-    if "tests_blob" in job:
+    if "tests_key" in job:
         key = job["tests_key"]
         hit = _TESTS_CACHE.get(key)
-        if hit is None:
+        if hit is None:  # (the master omits the blob only when it sent it to us last time)
             if len(_TESTS_CACHE) >= 4:
                 _TESTS_CACHE.pop(next(iter(_TESTS_CACHE)))
             hit = _TESTS_CACHE[key] = (pickle.loads(job["tests_blob"]), {})
         job["tests"], job["args_cache"] = hit
-        del job["tests_blob"]
+        job.pop("tests_blob", None)
     return job
 
 

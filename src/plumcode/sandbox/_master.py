@@ -133,10 +133,11 @@ class _Pool:
             view = view[os.write(memfd, view):]
         return memfd
 
-    def send_job(self, m_sock: socket.socket, job: dict, limits: dict) -> None:
+    def send_job(self, m_sock: socket.socket, job: dict, limits: dict,
+                 cand: tuple[socket.socket, int] | None = None) -> None:
         """Hand a waiting (reusable) judge its next job and a fresh candidate."""
         memfd = self._job_memfd(dict(job, persistent=True), limits)
-        rpc, life = self.spawn_candidate(limits)
+        rpc, life = cand or self.spawn_candidate(limits)
         m_sock.setblocking(True)
         try:
             _wire.send_frame(m_sock, b"{}", [memfd, rpc.fileno(), life])
@@ -146,11 +147,12 @@ class _Pool:
             rpc.close()
             os.close(life)
 
-    def spawn_judge(self, job: dict, limits: dict) -> tuple[socket.socket, socket.socket]:
+    def spawn_judge(self, job: dict, limits: dict,
+                    cand: tuple[socket.socket, int] | None = None) -> tuple[socket.socket, socket.socket]:
         memfd = self._job_memfd(job, limits)
         m_sock, j_sock = socket.socketpair()
         m_life, z_life = socket.socketpair()
-        j_rpc, j_clife = self.spawn_candidate(limits)
+        j_rpc, j_clife = cand or self.spawn_candidate(limits)
         socket.send_fds(self.jz, [b"{}"], [memfd, j_sock.fileno(), z_life.fileno(), j_rpc.fileno(), j_clife])
         for s in (j_sock, z_life, j_rpc):
             s.close()
@@ -291,6 +293,7 @@ class _Judge:
         self.buf = bytearray()
         self.job: _Job | None = None
         self.reusable = False
+        self.last_key: str | None = None
 
     def close(self) -> None:
         self.m_sock.close()
@@ -307,21 +310,38 @@ def _run_jobs(pool: _Pool, jobs: Iterator[_Job], workers: int, limits: dict) -> 
     running: dict[int, _Judge] = {}
     idle: list[_Judge] = []
     finished: list[_Job] = []
-    exhausted = False
+    spares: list[tuple[socket.socket, int]] = []  # candidates forked ahead of their job
+    nxt: list[_Job] = []  # one job of lookahead: spares are made only when more work is queued
+
+    def candidate() -> tuple[socket.socket, int]:
+        return spares.pop(0) if spares else pool.spawn_candidate(limits)
+
+    def pull() -> _Job | None:
+        if nxt:
+            return nxt.pop()
+        return next(jobs, None)
 
     def start(j: _Job) -> None:
         reuse = _reusable(j.job)
-        judge = idle.pop() if reuse and idle else None
+        judge = None
+        if reuse and idle:  # prefer a judge that already holds this problem's tests
+            key = j.job.get("tests_key")
+            judge = next((x for x in idle if x.last_key == key), idle[-1])
+            idle.remove(judge)
         if judge is not None:
+            job = j.job
+            if job.get("tests_key") is not None and job["tests_key"] == judge.last_key:
+                job = {k: v for k, v in job.items() if k != "tests_blob"}  # the judge has it
             try:
-                pool.send_job(judge.m_sock, j.job, limits)
+                pool.send_job(judge.m_sock, job, limits, candidate())
             except OSError:
                 judge.close()
                 judge = None
         if judge is None:
-            judge = _Judge(*pool.spawn_judge(dict(j.job, persistent=reuse), limits))
+            judge = _Judge(*pool.spawn_judge(dict(j.job, persistent=reuse), limits, candidate()))
             sel.register(judge.m_sock, selectors.EVENT_READ, judge)
         judge.job, judge.reusable = j, reuse
+        judge.last_key = j.job.get("tests_key")
         j.started = time.monotonic()
         running[judge.m_sock.fileno()] = judge
 
@@ -387,7 +407,7 @@ def _run_jobs(pool: _Pool, jobs: Iterator[_Job], workers: int, limits: dict) -> 
                     if type(r) is dict and type(r.get("i")) is int and 0 <= r["i"] < j.n:
                         j.results[r["i"]] = r
             elif t == "respawn":
-                rpc, life = pool.spawn_candidate(limits)
+                rpc, life = candidate()
                 judge.m_sock.setblocking(True)
                 try:
                     _wire.send_frame(judge.m_sock, b"{}", [rpc.fileno(), life])
@@ -403,13 +423,17 @@ def _run_jobs(pool: _Pool, jobs: Iterator[_Job], workers: int, limits: dict) -> 
 
     try:
         while True:
-            while not exhausted and len(running) < workers:
-                try:
-                    j = next(jobs)
-                except StopIteration:
-                    exhausted = True
+            while len(running) < workers:
+                j = pull()
+                if j is None:
                     break
                 start(j)
+            if not nxt:
+                j = next(jobs, None)
+                if j is not None:
+                    nxt.append(j)
+            while nxt and len(spares) < workers and not _NO_SPARES:
+                spares.append(pool.spawn_candidate(limits))
             if not running:
                 break
             now = time.monotonic()
@@ -424,6 +448,9 @@ def _run_jobs(pool: _Pool, jobs: Iterator[_Job], workers: int, limits: dict) -> 
             while finished:
                 yield finished.pop(0)
     finally:
+        for rpc, life in spares:
+            rpc.close()
+            os.close(life)
         for jd in idle + list(running.values()):
             try:
                 sel.unregister(jd.m_sock)
@@ -472,6 +499,7 @@ def _verdict(sample: Sample, results: dict[int, dict], n: int, duration: float, 
     return Verdict(sample.problem_id, sample.sample_id, passed, status, tests, round(duration, 6), level, key)
 
 
+_NO_SPARES = bool(os.environ.get("PLUMCODE_NO_SPARES"))
 _TRACE: list[dict] | None = [] if os.environ.get("PLUMCODE_SANDBOX_TRACE") else None
 _STATUSES = {"pass", "fail", "error", "syntax_error", "timeout", "memory", "crash", "skipped"}
 
