@@ -24,6 +24,7 @@ import copy
 import gzip
 import json
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -77,6 +78,13 @@ def make_samples(problems, raw: dict, copies: int):
 # ---------------------------------------------------------------- evalplus and the floor
 # Both run in fresh child processes that load only evalplus's own data, so neither inherits
 # this process's memory (a big parent makes every fork evalplus does more expensive).
+def cpu_now() -> float:
+    """CPU seconds of this process plus every reaped descendant (a shared machine makes wall
+    time depend on the neighbours; CPU time does much less)."""
+    a, b = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return a.ru_utime + a.ru_stime + b.ru_utime + b.ru_stime
+
+
 def _evalplus_data(limit: int | None):
     from evalplus.data import get_human_eval_plus, get_human_eval_plus_hash
     from evalplus.evaluate import get_groundtruth
@@ -97,7 +105,7 @@ def child_evalplus(limit, copies, workers, out):
 
     problems, expected, ids = _evalplus_data(limit)
     samples = _child_samples(problems, ids, copies)
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), cpu_now()
     verdicts = {}
     with ProcessPoolExecutor(max_workers=workers) as ex:  # what evalplus.evaluate does
         futs = [ex.submit(check_correctness, "humaneval", i, problems[tid], code, expected[tid], False, True, sid)
@@ -105,7 +113,8 @@ def child_evalplus(limit, copies, workers, out):
         for f in as_completed(futs):
             r = f.result()
             verdicts[r["_identifier"]] = r["base"][0] == "pass" and r["plus"][0] == "pass"
-    Path(out).write_text(json.dumps({"seconds": time.perf_counter() - t0, "verdicts": verdicts}))
+    Path(out).write_text(json.dumps({"seconds": time.perf_counter() - t0, "cpu": cpu_now() - c0,
+                                     "verdicts": verdicts}))
 
 
 def child_floor(limit, copies, part, nparts, out_path):
@@ -116,7 +125,7 @@ def child_floor(limit, copies, part, nparts, out_path):
     problems, expected, ids = _evalplus_data(limit)
     samples = _child_samples(problems, ids, copies)[part::nparts]
     verdicts = {}
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), cpu_now()
     for tid, sid, code in samples:
         p, e = problems[tid], expected[tid]
         ok = True
@@ -144,31 +153,33 @@ def child_floor(limit, copies, part, nparts, out_path):
         except BaseException:  # noqa: BLE001
             ok = False
         verdicts[sid] = ok
-    Path(out_path).write_text(json.dumps({"seconds": time.perf_counter() - t0, "verdicts": verdicts}))
+    Path(out_path).write_text(json.dumps({"seconds": time.perf_counter() - t0, "cpu": cpu_now() - c0,
+                                          "verdicts": verdicts}))
 
 
 def _spawn(args: list[str]):
     return subprocess.Popen([sys.executable, __file__, *args], env=dict(os.environ))
 
 
-def run_evalplus(limit, copies, workers) -> tuple[float, dict]:
+def run_evalplus(limit, copies, workers) -> tuple[float, float, dict]:
     out = WORK / "evalplus_result.json"
     rc = _spawn(["--_child", "evalplus", "--copies", str(copies), "--workers", str(workers), "--_out", str(out)]
                 + (["--limit", str(limit)] if limit else [])).wait()
     if rc:
         raise RuntimeError(f"evalplus child failed ({rc})")
     r = json.loads(out.read_text())
-    return r["seconds"], r["verdicts"]
+    return r["seconds"], r["cpu"], r["verdicts"]
 
 
-def run_floor(limit, copies, workers) -> tuple[float, dict]:
+def run_floor(limit, copies, workers) -> tuple[float, float, dict]:
     outs = [WORK / f"floor_{i}.json" for i in range(workers)]
     procs = [_spawn(["--_child", "floor", "--copies", str(copies), "--workers", str(workers), "--_part", str(i),
                      "--_out", str(o)] + (["--limit", str(limit)] if limit else [])) for i, o in enumerate(outs)]
     if any(p.wait() for p in procs):
         raise RuntimeError("floor child failed")
     res = [json.loads(o.read_text()) for o in outs]
-    return sum(r["seconds"] for r in res) / workers, {k: v for r in res for k, v in r["verdicts"].items()}
+    return (sum(r["seconds"] for r in res) / workers, sum(r["cpu"] for r in res),
+            {k: v for r in res for k, v in r["verdicts"].items()})
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -209,20 +220,23 @@ def main(argv: list[str] | None = None) -> int:
             r = json.loads(line)
             raw[r["task_id"]] = r
 
-    from plumcode.sandbox import SandboxConfig, execute, isolation_level
+    from plumcode.sandbox import SandboxConfig, execute, isolation_level, shutdown
 
     problems = load_problems(a.limit)
     samples = make_samples(problems, raw, a.copies)
     n_tests = sum(len(p.tests) for p in problems) * a.copies
     cfg = SandboxConfig(workers=a.workers, fail_fast=True)
     level = isolation_level(cfg)
+    shutdown()  # the timed run starts the zygotes itself (their CPU is counted)
     print(f"{len(problems)} problems x {a.copies} copies = {len(samples)} samples, {n_tests:,} test executions; "
           f"workers={a.workers}; isolation={level}", flush=True)
 
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), cpu_now()
     ours = {v.sample_id: v for v in execute(problems, samples, cfg)}
     ours_s = time.perf_counter() - t0
-    print(f"[plumcode] {ours_s:.1f}s", flush=True)
+    shutdown()  # reap the zygotes so their (and their children's) CPU time is accounted
+    ours_cpu = cpu_now() - c0
+    print(f"[plumcode] {ours_s:.1f}s wall, {ours_cpu:.1f}s CPU", flush=True)
 
     t0 = time.perf_counter()
     again = list(execute(problems, samples, cfg))
@@ -230,31 +244,32 @@ def main(argv: list[str] | None = None) -> int:
     assert all(v.cached for v in again)
     per_hit_us = hits_s / len(again) * 1e6
 
-    ep_s = ep_v = None
+    ep_s = ep_v = ep_cpu = None
     if not a.skip_evalplus:
-        ep_s, ep_v = run_evalplus(a.limit, a.copies, a.workers)
-        print(f"[evalplus] {ep_s:.1f}s", flush=True)
-    floor_s = floor_v = None
+        ep_s, ep_cpu, ep_v = run_evalplus(a.limit, a.copies, a.workers)
+        print(f"[evalplus] {ep_s:.1f}s wall, {ep_cpu:.1f}s CPU", flush=True)
+    floor_s = floor_v = floor_cpu = None
     if not a.skip_floor:
-        floor_s, floor_v = run_floor(a.limit, a.copies, a.workers)
-        print(f"[floor] {floor_s:.1f}s (sum of per-process compute / {a.workers})", flush=True)
+        floor_s, floor_cpu, floor_v = run_floor(a.limit, a.copies, a.workers)
+        print(f"[floor] {floor_s:.1f}s (sum of per-process time / {a.workers}), {floor_cpu:.1f}s CPU", flush=True)
 
     ours_pass = {k: v.passed for k, v in ours.items()}
     print()
-    print(f"{'engine':<34}{'seconds':>10}{'samples/s':>11}{'vs floor':>10}{'pass':>7}")
-    rows = [("plumcode sandbox (" + level + ")", ours_s, ours_pass)]
+    print(f"{'engine':<38}{'wall s':>8}{'samples/s':>11}{'vs floor':>10}{'CPU s':>8}{'vs floor':>10}{'pass':>7}")
+    rows = [("plumcode (" + level + ")", ours_s, ours_cpu, ours_pass)]
     if ep_s is not None:
-        rows.append(("evalplus (ProcessPoolExecutor)", ep_s, ep_v))
+        rows.append(("evalplus (ProcessPoolExecutor)", ep_s, ep_cpu, ep_v))
     if floor_s is not None:
-        rows.append(("floor: plain processes, no isolation", floor_s, floor_v))
-    for name, s, v in rows:
+        rows.append(("floor: plain processes, no isolation", floor_s, floor_cpu, floor_v))
+    for name, s, c, v in rows:
         ratio = f"{s / floor_s:.2f}x" if floor_s else "-"
-        print(f"{name[:33]:<34}{s:>10.1f}{len(samples) / s:>11.1f}{ratio:>10}{sum(v.values()):>7}")
-    print(f"{'verdict cache hit':<34}{per_hit_us:>9.1f}us per hit ({len(again)} hits in {hits_s * 1e3:.1f} ms)")
+        cratio = f"{c / floor_cpu:.2f}x" if floor_cpu else "-"
+        print(f"{name[:37]:<38}{s:>8.1f}{len(samples) / s:>11.1f}{ratio:>10}{c:>8.1f}{cratio:>10}{sum(v.values()):>7}")
+    print(f"{'verdict cache hit':<38}{per_hit_us:>7.1f}us per hit ({len(again)} hits in {hits_s * 1e3:.1f} ms)")
     if ep_s is not None:
-        print(f"\nplumcode vs evalplus: {ep_s / ours_s:.2f}x faster")
+        print(f"\nplumcode vs evalplus: {ep_s / ours_s:.2f}x less wall time, {ep_cpu / ours_cpu:.2f}x less CPU")
     dis = {}
-    for name, _, v in rows[1:]:
+    for name, _, _, v in rows[1:]:
         d = sorted(k for k in ours_pass if ours_pass[k] != v.get(k))
         dis[name] = d
         tasks = sorted({k.split("#")[0] for k in d})
@@ -268,6 +283,7 @@ def main(argv: list[str] | None = None) -> int:
         Path(a.json).write_text(json.dumps({
             "samples": len(samples), "tests": n_tests, "workers": a.workers, "isolation": level,
             "plumcode_s": ours_s, "evalplus_s": ep_s, "floor_s": floor_s, "cache_hit_us": per_hit_us,
+            "plumcode_cpu_s": ours_cpu, "evalplus_cpu_s": ep_cpu, "floor_cpu_s": floor_cpu,
             "disagreements": dis}, indent=1))
     return 0
 

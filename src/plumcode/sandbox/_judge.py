@@ -264,7 +264,7 @@ class Judge:
 
     def send(self, rec: dict, flush: bool = False) -> None:
         self.pending.append(rec)
-        if flush or len(self.pending) >= 256:
+        if flush or len(self.pending) >= 2048:
             self.flush()
 
     def flush(self) -> None:

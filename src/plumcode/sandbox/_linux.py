@@ -202,11 +202,32 @@ _X86_SOCKET = 41
 _AUDIT_ARCH_X86_64 = 0xC000003E
 
 
+def close_fds_from(lowfd: int) -> None:
+    """close_range(lowfd, ~0) in one syscall (os.closerange loops over 65536 fds here)."""
+    if _libc.syscall(436, ctypes.c_uint(lowfd), ctypes.c_uint(0xFFFFFFFF), ctypes.c_uint(0)) < 0:
+        os.closerange(lowfd, 1 << 16)
+
+
+_SECCOMP_PROG: bytes | None = None
+
+
 def seccomp_filter() -> bool:
     """Install a deny-list seccomp filter (EPERM): tracing/peeking other processes, mounting,
     namespaces, kernel keyrings/bpf/io_uring, and every socket family but AF_UNIX."""
+    global _SECCOMP_PROG
     if _MACHINE != "x86_64":
         return False
+    if _SECCOMP_PROG is None:
+        _SECCOMP_PROG = _seccomp_program()
+    buf = ctypes.create_string_buffer(_SECCOMP_PROG)
+    fprog = struct.pack("HxxxxxxQ", len(_SECCOMP_PROG) // 8, ctypes.addressof(buf))
+    no_new_privs()
+    _check(_libc.syscall(_NR["seccomp"], ctypes.c_uint(1), ctypes.c_uint(0), ctypes.c_char_p(fprog)),
+           "seccomp")
+    return True
+
+
+def _seccomp_program() -> bytes:
     BPF_LD_W_ABS, BPF_JEQ_K, BPF_JGE_K, BPF_RET_K = 0x20, 0x15, 0x35, 0x06
     ALLOW, KILL, ERRNO_EPERM = 0x7FFF0000, 0x80000000, 0x00050000 | 1
     ins: list[tuple[int, int, int, int]] = []
@@ -229,10 +250,4 @@ def seccomp_filter() -> bool:
     op(BPF_RET_K, 0, 0, 0x00050000 | 97)  # EAFNOSUPPORT
     op(BPF_RET_K, 0, 0, ALLOW)
     op(BPF_RET_K, 0, 0, ALLOW)
-    prog = b"".join(struct.pack("HBBI", *i) for i in ins)
-    buf = ctypes.create_string_buffer(prog)
-    fprog = struct.pack("HxxxxxxQ", len(ins), ctypes.addressof(buf))
-    no_new_privs()
-    _check(_libc.syscall(_NR["seccomp"], ctypes.c_uint(1), ctypes.c_uint(0), ctypes.c_char_p(fprog)),
-           "seccomp")
-    return True
+    return b"".join(struct.pack("HBBI", *i) for i in ins)

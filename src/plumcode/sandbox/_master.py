@@ -74,7 +74,7 @@ class _Pool:
         self.pid = os.getpid()
         self.lock = threading.Lock()
         self.procs: list[subprocess.Popen] = []
-        self.uid_base = 1_000_000 + random.randrange(1 << 16) * 65536
+        self.uid_base = 1_000_000 + random.randrange(1 << 15) * 65536  # < 2**31: valid uids
         self.uid_next = 0
         src = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
         cfg = {"isolation": isolation, "paths": [src], "tmp_mb": tmp_mb}
@@ -246,6 +246,16 @@ def _set_starter(s: _Starter) -> None:
 def _release_pool(pool: _Pool, shared: bool) -> None:
     if not shared:
         pool.close()
+
+
+class _LazyPool:
+    def __init__(self, config: SandboxConfig):
+        self._config, self._pool = config, None
+
+    def __getattr__(self, name: str) -> Any:
+        if self._pool is None:
+            self._pool, _ = _acquire_pool(self._config)
+        return getattr(self._pool, name)
 
 
 def shutdown() -> None:
@@ -525,8 +535,7 @@ def execute(problems: Iterable[Problem] | Mapping[str, Problem], samples: Iterab
         except ImportError:
             bar = None
 
-    pool, shared = _acquire_pool(config)
-    level = pool.level
+    pool: Any = _LazyPool(config)  # all cache hits: no process is ever started
 
     def key_for(s: Sample, p: Problem) -> str:
         fp = fingerprints.get(p.id)
@@ -553,7 +562,7 @@ def execute(problems: Iterable[Problem] | Mapping[str, Problem], samples: Iterab
             job, deadline = _job_for(p, s.code, config, fingerprints[p.id], blobs)
 
             def done(j: _Job, s: Sample = s, key: str = key, n: int = len(p.tests)) -> None:
-                v = _verdict(s, j.results, n, time.monotonic() - j.started, level, key)
+                v = _verdict(s, j.results, n, time.monotonic() - j.started, pool.level, key)
                 cache.put(key, v)
                 for other in waiting.pop(key, [s]):
                     ready.append(v if other is s else _rekey(v, other))
@@ -571,15 +580,13 @@ def execute(problems: Iterable[Problem] | Mapping[str, Problem], samples: Iterab
                 bar.update(1)
             yield ready.pop(0)
     finally:
-        _release_pool(pool, shared)
         cache.close()
         if bar is not None:
             bar.close()
 
 
 def _rekey(v: Verdict, s: Sample) -> Verdict:
-    return Verdict(s.problem_id, s.sample_id, v.passed, v.status, [TestResult(t.status, t.message, t.duration_s)
-                                                                   for t in v.tests],
+    return Verdict(s.problem_id, s.sample_id, v.passed, v.status, list(v.tests),  # results are shared
                    v.duration_s, v.isolation, v.cache_key, True)
 
 

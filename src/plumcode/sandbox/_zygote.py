@@ -132,7 +132,9 @@ class Zygote:
                         pass
                 self.uid_drop = self.root and (view or _python_readable_by_others())
             self.landlock = L.landlock_abi()
-            self.seccomp = True
+            self.seccomp = L._MACHINE == "x86_64"
+            if self.seccomp:
+                L._SECCOMP_PROG = L._seccomp_program()  # built once, inherited by every fork
         else:  # judge
             try:
                 if want_ns:
@@ -463,7 +465,7 @@ class Zygote:
         if sock_fd != 3:
             os.dup2(sock_fd, 3)
             os.close(sock_fd)
-        os.closerange(4, 1 << 16)
+        L.close_fds_from(4)
         os.environ.clear()
         os.environ.update({"HOME": tmp, "TMPDIR": tmp, "PATH": "/usr/local/bin:/usr/bin:/bin",
                            "LANG": "C.UTF-8"})
