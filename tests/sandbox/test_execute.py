@@ -230,3 +230,11 @@ def test_threads_share_the_pool():
     with ThreadPoolExecutor(4) as ex:
         outs = list(ex.map(one, range(12)))
     assert outs == [[j + i for j in range(20)] for i in range(12)]
+
+
+def test_identical_samples_in_one_run_execute_once():
+    p = Problem(id="d", instruction="t", entry_point="f", tests=[call([1], 2)])
+    code = f"def f(x):\n    return 2 * x  # dedupe {time.time()}\n"
+    vs = list(execute([p], [Sample("d", f"d{i}", code) for i in range(5)], SandboxConfig(workers=2)))
+    assert sorted(v.sample_id for v in vs) == [f"d{i}" for i in range(5)]
+    assert sum(not v.cached for v in vs) == 1 and all(v.passed for v in vs)
