@@ -176,7 +176,13 @@ def decontaminate(train: list[Problem], bench: list[Problem], n: int) -> tuple[l
     kept, dropped = fn(train, bench, n=n)
     out = []
     for d in dropped:
-        if isinstance(d, Problem):
+        if hasattr(d, "to_json"):
+            rec = d.to_json()
+            prob = getattr(d, "problem", None)
+            if isinstance(prob, Problem):
+                rec.setdefault("instruction", prob.instruction[:200])
+            out.append(rec)
+        elif isinstance(d, Problem):
             out.append({"id": d.id, "instruction": d.instruction[:200]})
         elif isinstance(d, tuple) and d and isinstance(d[0], Problem):
             out.append({"id": d[0].id, "instruction": d[0].instruction[:200],
