@@ -103,3 +103,17 @@ def test_bad_model_and_bad_adapter_messages(tiny_model: Path, tmp_path: Path) ->
         TransformersBackend(str(tiny_model)).load_adapter(tmp_path)
     with pytest.raises(ValueError, match="unknown option"):
         load_backend(f"hf:{tiny_model}?batchsize=3")
+
+
+def test_prefix_sharing_matches_separate_prefill(tiny_model: Path) -> None:
+    """n copies of a prompt prefilled once (KV cache repeated) == each copy prefilled alone."""
+    prompts = ["def f(x):\n    return", "import math\n", [{"role": "user", "content": "Sort a list."}]]
+    greedy = SamplingParams(n=3, max_tokens=12, temperature=0.0)
+    shared = TransformersBackend(str(tiny_model), batch_size=8)
+    plain = TransformersBackend(str(tiny_model), batch_size=8, share_prefix=False)
+    a, b = texts(shared.generate(prompts, greedy)), texts(plain.generate(prompts, greedy))
+    assert a == b and all(len(set(r)) == 1 for r in a)
+    sampled = SamplingParams(n=5, max_tokens=12, temperature=1.0, seed=3)
+    rows = shared.generate(prompts, sampled)  # n=5 over batch 2: copies split over batches
+    assert [len(r) for r in rows] == [5, 5, 5] and all(len(set(r)) > 1 for r in texts(rows))
+    assert texts(TransformersBackend(str(tiny_model), batch_size=2).generate(prompts, greedy)) == a

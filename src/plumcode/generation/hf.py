@@ -75,13 +75,14 @@ class TransformersBackend:
 
     def __init__(self, model: Any = "default", *, adapter: str | None = None, dtype: Any = None,
                  device: str | None = None, batch_size: int | None = None, threads: int | None = None,
-                 merge_adapter: bool = True, max_context: int | None = None):
+                 merge_adapter: bool = True, max_context: int | None = None, share_prefix: bool = True):
         import torch
 
         self._torch = torch
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         self.threads = threads
         self.merge = merge_adapter
+        self.share_prefix = share_prefix
         self._lock = threading.RLock()
         self.model_spec = "<in-memory>"
         self._model_sha: str | None = None
@@ -269,24 +270,65 @@ class TransformersBackend:
         return out  # type: ignore[return-value]
 
     def _run_jobs(self, jobs: list, params: SamplingParams, out: list) -> None:
-        for b in range(0, len(jobs), self.batch_size):
-            batch = jobs[b:b + self.batch_size]
-            for (i, k, _), c in zip(batch, self._generate_batch([j[2] for j in batch], params), strict=True):
-                out[i][k] = c
+        """Batch the jobs; with prefix sharing, the copies of one prompt ride in one batch."""
+        if not self.share_prefix:
+            for b in range(0, len(jobs), self.batch_size):
+                batch = jobs[b:b + self.batch_size]
+                for (i, k, _), c in zip(batch, self._generate_batch([j[2] for j in batch], 1, params), strict=True):
+                    out[i][k] = c
+            return
+        per_prompt: dict[int, tuple[list[int], list[int]]] = {}
+        for i, k, ids in jobs:
+            per_prompt.setdefault(i, (ids, []))[1].append(k)
+        copies = max(1, min(params.n, self.batch_size))
+        units = []  # (copies, prompt idx, sample ids, token ids): same-size units batch together
+        for i, (ids, ks) in per_prompt.items():
+            for c in range(0, len(ks), copies):
+                units.append((len(ks[c:c + copies]), i, ks[c:c + copies], ids))
+        units.sort(key=lambda u: (-u[0], -len(u[3])))
+        b = 0
+        while b < len(units):
+            c = units[b][0]
+            per_batch = max(1, self.batch_size // c)
+            batch = [u for u in units[b:b + per_batch] if u[0] == c]
+            b += len(batch)
+            comps = self._generate_batch([u[3] for u in batch], c, params)
+            for j, (_, i, ks, _) in enumerate(batch):
+                for r, k in enumerate(ks):
+                    out[i][k] = comps[j * c + r]
 
-    def _generate_batch(self, seqs: list[list[int]], params: SamplingParams) -> list[Completion]:
+    def _generate_batch(self, uniq: list[list[int]], copies: int, params: SamplingParams) -> list[Completion]:
+        """Generate ``copies`` samples of each prompt in ``uniq`` (rows prompt-major).
+
+        With ``copies > 1`` each prompt is prefilled once and its KV cache repeated, instead of
+        prefilling every copy (n=8 with 200-token prompts: the prefill was most of the compute).
+        """
         torch = self._torch
         tok = self.tokenizer
-        width = max(len(s) for s in seqs)
+        width = max(len(s) for s in uniq)
         pad = tok.pad_token_id
-        input_ids = torch.full((len(seqs), width), pad, dtype=torch.long)
-        attn = torch.zeros((len(seqs), width), dtype=torch.long)
-        for r, s in enumerate(seqs):
-            input_ids[r, width - len(s):] = torch.tensor(s, dtype=torch.long)
-            attn[r, width - len(s):] = 1
+        ids_u = torch.full((len(uniq), width), pad, dtype=torch.long)
+        mask_u = torch.zeros((len(uniq), width), dtype=torch.long)
+        for r, s in enumerate(uniq):
+            ids_u[r, width - len(s):] = torch.tensor(s, dtype=torch.long)
+            mask_u[r, width - len(s):] = 1
+        dev = self.model.device
         max_new = max(1, min(params.max_tokens, self.max_context - width))
         kw: dict[str, Any] = {"max_new_tokens": max_new, "eos_token_id": self.eos_ids, "pad_token_id": pad,
                               "repetition_penalty": 1.0}
+        if copies > 1 and width > 1:
+            from transformers import DynamicCache
+
+            pos = mask_u.cumsum(-1) - 1
+            pos.masked_fill_(mask_u == 0, 1)
+            cache = DynamicCache()
+            self.model(input_ids=ids_u[:, :-1].to(dev), attention_mask=mask_u[:, :-1].to(dev),
+                       position_ids=pos[:, :-1].to(dev), past_key_values=cache, use_cache=True, logits_to_keep=1)
+            cache.batch_repeat_interleave(copies)
+            kw["past_key_values"] = cache
+        input_ids = ids_u.repeat_interleave(copies, dim=0)
+        attn = mask_u.repeat_interleave(copies, dim=0)
+        seqs = [s for s in uniq for _ in range(copies)]
         if params.greedy:
             kw.update(do_sample=False, temperature=None, top_p=None, top_k=None)
         else:
