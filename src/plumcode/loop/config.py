@@ -78,10 +78,10 @@ class PolicyConfig(_Strict):
         "backend spec of the initial policy: default (embedded Qwen2.5-Coder-0.5B-Instruct), hf:<path>, "
         "openai:<url>#<model> (on-policy needs a LoRA-reloading server), llama-cpp:<gguf>"))
     lora: LoraConfig = Field(default_factory=LoraConfig, description="LoRA settings")
-    reload: Literal["auto", "in-process", "server-lora", "none"] = Field("auto", description=(
-        "how round r samples from round r-1's checkpoint: in-process (reload the model with the "
-        "adapter), server-lora (hot-load the adapter into an OpenAI-compatible server: vLLM or "
-        "plumcode serve), none (off-policy: always sample from the initial policy); auto picks by backend"))
+    reload: Literal["auto", "none"] = Field("auto", description=(
+        "auto: round r samples from round r-1's checkpoint (the spec gets ?adapter=<checkpoint>, which "
+        "hf:/default reload in-process, vllm: adds as a LoRARequest, openai: hot-loads into the server); "
+        "none: every round samples the initial policy (off-policy ablation)"))
     train_model: str | None = Field(None, description=(
         "model spec the trainer loads when the sampling backend is a server (hf:<path> of the same weights)"))
 
