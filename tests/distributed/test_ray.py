@@ -120,3 +120,57 @@ def test_file_api_resumes_without_duplicates(ray_cluster, tmp_path):
     assert stats.verdicts == 20 and stats.skipped_done == 10
     ids = [json.loads(line)["sample_id"] for line in out.read_text().splitlines()]
     assert sorted(ids) == sorted(s.sample_id for s in samples)
+
+
+# ------------------------------------------------------------- sampling with engines on Ray
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory):
+    pytest.importorskip("transformers")
+    from plumcode.testing.tiny import build_tiny_model
+
+    return build_tiny_model(tmp_path_factory.mktemp("tiny") / "model")
+
+
+def test_ray_engines_sample_and_survive_a_killed_engine(ray_cluster, tiny_model, tmp_path, kill_actor_process):
+    """One transformers engine actor per worker node (CPU here, one per GPU on a real cluster);
+    one engine process is SIGKILLed while calls are in flight: the failed call is retried on the
+    other engine (Ray restarts the dead one), and every problem still gets exactly n samples."""
+    import threading
+    import time
+
+    from plumcode.distributed.sampling import ray_engines
+    from plumcode.generation import SamplingParams, sample_problems
+
+    mb = ray_engines(f"hf:{tiny_model}", n=2, num_gpus=0, num_cpus=1,
+                     load_opts={"device": "cpu", "threads": 1, "batch_size": 4})
+    mb.cooldown_s, mb.prompts_per_request = 0.5, 1
+    problems = [Problem(f"q{i}", f"Write f returning {i}.", entry_point="f") for i in range(12)]
+    params = SamplingParams(n=2, temperature=0.8, max_tokens=24, seed=3)
+    out = tmp_path / "samples.jsonl"
+    killed: list[int | None] = []
+
+    def killer() -> None:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            if sum(r.requests for r in mb.replicas) >= 3 and all(r.outstanding for r in mb.replicas):
+                killed.append(kill_actor_process("_EngineActor"))
+                return
+            time.sleep(0.005)
+
+    th = threading.Thread(target=killer)
+    th.start()
+    try:
+        sample_problems(problems, mb, params, out, batch_size=12, progress=False)
+    finally:
+        th.join()
+        mb.close()
+    assert killed and killed[0] is not None
+    counts: dict[str, int] = {}
+    for line in out.read_text().splitlines():
+        pid = json.loads(line)["problem_id"]
+        counts[pid] = counts.get(pid, 0) + 1
+    assert counts == {p.id: 2 for p in problems}
+    st = mb.stats()
+    assert sum(r["failures"] for r in st) >= 1, st
+    # one prompt per request: successful requests == prompts, so nothing was sampled twice
+    assert sum(r["requests"] - r["failures"] for r in st) == len(problems), st

@@ -166,9 +166,9 @@ class RayExecutor:
     batches: ``ex.execute(samples)`` can be called repeatedly; ``close()`` stops the actors."""
 
     def __init__(self, problems: Iterable[Problem], config: Any = None, address: str | None = None, *,
-                 options: RayExecOptions | None = None):
+                 options: RayExecOptions | None = None, stats: RayExecStats | None = None):
         self.opts = options or RayExecOptions()
-        self.stats = RayExecStats()
+        self.stats = stats if stats is not None else RayExecStats()
         connect(address)
         self.ray = import_ray()
         self._drv = _Driver(list(problems), config, self.opts, self.stats)
@@ -310,9 +310,7 @@ def execute_ray(problems: Iterable[Problem], samples: Iterable[Sample], config: 
     with ``workers`` replaced by that node's core count. ``address`` as in :func:`connect`
     (None: the running Ray or a local instance). See :meth:`RayExecutor.execute`.
     """
-    ex = RayExecutor(problems, config, address, options=options)
-    if stats is not None:
-        ex.stats = ex._drv.stats = stats
+    ex = RayExecutor(problems, config, address, options=options, stats=stats)
     try:
         yield from ex.execute(samples, done)
     finally:

@@ -28,7 +28,8 @@ def import_ray(*, loopback: bool = False) -> Any:
 def connect(address: str | None = None, *, num_cpus: int | None = None) -> bool:
     """Make sure this process is a Ray driver; return True if this call started/connected it.
 
-    ``address``: ``None`` reuses an initialised Ray or starts a local instance; ``"auto"`` joins
+    ``address``: ``None`` reuses an initialised Ray, joins ``$RAY_ADDRESS`` if set, else starts a
+    private local instance (loopback only); ``"auto"`` joins
     the cluster this machine belongs to (``ray start`` ran here); ``"host:port"`` joins that GCS;
     ``"ray://host:10001"`` uses Ray Client.
     """
@@ -36,8 +37,11 @@ def connect(address: str | None = None, *, num_cpus: int | None = None) -> bool:
     if ray.is_initialized():
         return False
     kwargs: dict[str, Any] = {"ignore_reinit_error": True, "log_to_driver": True}
-    if address is None:
-        kwargs.update(include_dashboard=False, num_cpus=num_cpus)
+    if address is None and os.environ.get("RAY_ADDRESS"):
+        pass  # inside a Ray job / pointed at a cluster by the environment: join it
+    elif address is None:
+        # "local": always a fresh instance, never a cluster that happens to run on this machine
+        kwargs.update(address="local", include_dashboard=False, num_cpus=num_cpus)
     else:
         kwargs["address"] = address
     ray.init(**kwargs)
