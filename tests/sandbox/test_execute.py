@@ -38,7 +38,9 @@ def run(problem: Problem, codes: dict[str, str], cfg: SandboxConfig = CFG) -> di
     return out
 
 
-def test_legit_programs_pass():
+@pytest.mark.parametrize("isolation", ["auto", "process"])
+def test_legit_programs_pass(isolation):
+    cfg = SandboxConfig(workers=2, timeout_s=5.0, isolation=isolation)
     p = Problem(id="legit", instruction="t", entry_point="f", tests=[call([3], 6), call([0], 0)])
     codes = {
         "imports": "import os, sys, re, itertools, functools, collections, math, heapq\n"
@@ -53,10 +55,12 @@ def test_legit_programs_pass():
         "prints": "def f(x):\n    print('debug', x)\n    return x * 2\n",
         "class_method_default": "class S:\n    k = 2\ndef f(x):\n    return S.k * x\n",
     }
-    for sid, v in run(p, codes).items():
+    codes = {k: c + f"# {isolation}\n" for k, c in codes.items()}  # no cache hits across levels
+    for sid, v in run(p, codes, cfg).items():
         assert v.passed, (sid, v.status, [t.message for t in v.tests])
         assert v.status == "pass" and v.n_passed == 2
-        assert v.isolation == isolation_level(CFG)
+        assert v.isolation == isolation_level(cfg)
+        assert v.isolation.startswith("namespaces" if isolation == "auto" else "process")
 
 
 def test_value_semantics():
@@ -108,7 +112,9 @@ def test_assert_tests_mbpp_and_humaneval_styles():
     assert ok["bad"].status == "fail"
 
 
-def test_stdio_program_and_reference():
+@pytest.mark.parametrize("isolation", ["auto", "process"])
+def test_stdio_program_and_reference(isolation):
+    cfg = SandboxConfig(workers=2, timeout_s=5.0, isolation=isolation)
     p = Problem(id="io", instruction="t", entry_point=None, tests=[
         TestCase("stdio", input="2 3\n", output="5\n"), TestCase("stdio", input="10 -4\n", output="6")])
     codes = {
@@ -119,12 +125,12 @@ def test_stdio_program_and_reference():
         "wrong": "a, b = map(int, input().split())\nprint(a * b)\n",
         "raises": "raise ValueError('boom')\n",
     }
-    out = run(p, codes)
+    out = run(p, {k: c + f"# {isolation}\n" for k, c in codes.items()}, cfg)
     for sid in ("input", "buffer", "osread", "exit0"):
         assert out[sid].passed, (sid, [t.message for t in out[sid].tests])
     assert out["wrong"].status == "fail"
     assert out["raises"].status == "error" and "ValueError: boom" in out["raises"].tests[0].message
-    r = stdio_reference("print(input()[::-1])", ["abc\n", "xy\n"])
+    r = stdio_reference("print(input()[::-1])", ["abc\n", "xy\n"], config=cfg)
     assert [x.value for x in r] == ["cba\n", "yx\n"] and all(x.ok for x in r)
 
 
