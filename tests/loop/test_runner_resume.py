@@ -41,7 +41,7 @@ class FakeStages:
     def load_training_problems(self, source: str, path: str | None) -> list[Problem]:
         return [Problem(id=f"mbpp/{i}", instruction=f"task {i} " * 3, reference_solution="x=1") for i in range(600, 606)]
 
-    def load_benchmark(self, name: str, path: str | None, with_tests: bool = True) -> list[Problem]:
+    def load_benchmark(self, name: str, path: str | None, with_tests: bool = True, limit=None) -> list[Problem]:
         return [Problem(id=f"{name}/{i}", instruction=f"bench {i}") for i in range(4)]
 
     def decontaminate(self, train, bench, n):

@@ -172,9 +172,7 @@ class Runner:
             problems = [p for p in problems if p.reference_solution]
         bench_problems: dict[str, list] = {}
         for b in self.cfg.evaluation.benchmarks:
-            bp = stages.load_benchmark(b.name, b.path)
-            if b.limit is not None:
-                bp = bp[:b.limit]
+            bp = stages.load_benchmark(b.name, b.path, limit=b.limit)
             bench_problems[b.name] = bp
             stages.write_problems(self.dir / "benchmarks" / f"{_safe(b.name)}.jsonl", bp)
         dropped_all: list[dict] = []

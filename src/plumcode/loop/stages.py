@@ -122,19 +122,48 @@ def _mbpp_train(path: str | None) -> list[Problem]:
     return out
 
 
-def load_benchmark(name: str, path: str | None, *, with_tests: bool = True) -> list[Problem]:
-    """A named benchmark, or the user's own evaluation set: any name with a Problem-JSONL ``path``."""
+def load_benchmark(name: str, path: str | None, *, with_tests: bool = True, limit: int | None = None
+                   ) -> list[Problem]:
+    """A named benchmark (its first ``limit`` problems), or the user's own evaluation set: any name
+    with a Problem-JSONL ``path``."""
     from plumcode.problems import loaders
 
-    if path is not None and loaders.ALIASES.get(name.lower(), name.lower()) not in loaders.BENCHMARKS:
-        return read_problems(path)
+    key = loaders.ALIASES.get(name.lower(), name.lower())
+    if path is not None and key not in loaders.BENCHMARKS:
+        return read_problems(path)[:limit]
     fn = _problems_api("load_benchmark")
     if not with_tests:  # decontamination needs the texts only (skips computing HumanEval+/MBPP+ outputs)
         try:
-            return list(fn(name, path, with_expected=False))
+            return list(fn(name, path, with_expected=False))[:limit]
         except TypeError:
             pass
-    return list(fn(name, path))
+    if limit is not None and key in ("humaneval+", "mbpp+"):
+        try:
+            return _plus_slice(key, path, limit)
+        except Exception as e:  # private loader internals moved: fall back to the full load
+            log.warning("loading a %s slice directly failed (%s); loading all of it", key, e)
+    return list(fn(name, path))[:limit]
+
+
+def _plus_slice(key: str, path: str | None, limit: int) -> list[Problem]:
+    """The first ``limit`` HumanEval+/MBPP+ problems with expected outputs computed for those only.
+
+    The full load computes (or reads from cache) the expected outputs of every plus input of every
+    problem: minutes and several GB for HumanEval+, too much for a laptop demo that evaluates a slice.
+    """
+    from plumcode.io import sha256_file
+    from plumcode.problems import evalplus as ep
+    from plumcode.problems import loaders
+    from plumcode.problems.sources import find_local, iter_records
+
+    spec = loaders.BENCHMARKS[key]
+    src = Path(path) if path is not None else find_local(spec.local)
+    if src is None:
+        raise FileNotFoundError(f"{key}: no local copy")
+    records = list(iter_records(src))[:limit]
+    digest = sha256_file(src)[:32] + f"-first{limit}"
+    return loaders._BUILDERS[key](records, str(src), digest=digest, with_expected=True, workers=None,
+                                  min_time_limit=ep.DEFAULT_MIN_TIME_LIMIT, factor=ep.DEFAULT_GT_TIME_LIMIT_FACTOR)
 
 
 def _words(text: str) -> list[str]:
