@@ -116,8 +116,9 @@ def test_file_api_resumes_without_duplicates(ray_cluster, tmp_path):
     # a previous run finished the first 10 and crashed mid-line
     prev = list(execute(probs, samples[:10], CFG))
     out.write_text("".join(json.dumps(v.to_json()) + "\n" for v in prev) + '{"problem_id": "p0", "samp')
-    stats = execute_file_ray(tmp_path / "problems.jsonl", tmp_path / "samples.jsonl", out, CFG)
-    assert stats.verdicts == 20 and stats.skipped_done == 10
+    summary = execute_file_ray(tmp_path / "problems.jsonl", tmp_path / "samples.jsonl", out, CFG)
+    assert summary["executed"] == 20 and summary["skipped_existing"] == 10 and summary["samples"] == 30
+    assert summary["ray"]["verdicts"] == 20 and summary["isolation"]
     ids = [json.loads(line)["sample_id"] for line in out.read_text().splitlines()]
     assert sorted(ids) == sorted(s.sample_id for s in samples)
 

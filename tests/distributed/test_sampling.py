@@ -100,6 +100,36 @@ def test_all_down_raises():
         mb.generate(["def g():"], SamplingParams(n=1, max_tokens=4))
 
 
+def test_lora_hot_load_on_managed_plumcode_server(servers, tmp_path):
+    """ManagedServer.load_lora changes what the server samples; unload restores the base."""
+    import httpx
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    srv = servers[1]
+    base = AutoModelForCausalLM.from_pretrained(srv.spec.argv[srv.spec.argv.index("--model") + 1])
+    peft = get_peft_model(base, LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"]))
+    with torch.no_grad():
+        for n, p in peft.named_parameters():
+            if "lora_B" in n:
+                p.normal_(0, 2.0)  # non-zero B: the adapter changes the output
+    adapter = tmp_path / "adapter"
+    peft.save_pretrained(adapter)
+    body = {"model": "tiny", "prompt": "def add(a, b):", "max_tokens": 8, "temperature": 0.0}
+    r0 = httpx.post(srv.spec.openai_url + "/completions", json=body, timeout=120).json()
+    srv.load_lora("round-001", adapter)
+    try:
+        assert "round-001" in srv.models()
+        r1 = httpx.post(srv.spec.openai_url + "/completions", json={**body, "model": "round-001"},
+                        timeout=120).json()
+        assert r0["choices"][0]["text"] != r1["choices"][0]["text"]
+    finally:
+        srv.unload_lora("round-001")
+    r2 = httpx.post(srv.spec.openai_url + "/completions", json=body, timeout=120).json()
+    assert r2["choices"][0]["text"] == r0["choices"][0]["text"]
+
+
 def test_refuses_replicas_of_different_policies():
     class Fake:
         name = "x"

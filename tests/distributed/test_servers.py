@@ -1,10 +1,9 @@
-"""ManagedServer process handling (real processes; no mocks) and, when the generation stage is
-present, plumcode's own OpenAI-compatible server with a tiny model: health, completions, LoRA
-hot-load, restart with a new checkpoint, clean stop."""
+"""ManagedServer process handling with real processes: process-group stop (no orphans, SIGKILL
+escalation), restart, start-up failures. ``plumcode serve`` itself (LoRA hot-load, sampling) is
+exercised in test_sampling.py, which shares its two servers."""
 
 from __future__ import annotations
 
-import os
 import sys
 import time
 from pathlib import Path
@@ -16,7 +15,6 @@ from plumcode.distributed.servers import (
     ServerError,
     ServerSpec,
     free_port,
-    plumcode_spec,
     vllm_spec,
 )
 
@@ -99,55 +97,3 @@ def test_vllm_command_has_runtime_lora():
     assert "--enable-lora" in spec.argv and spec.env["VLLM_ALLOW_RUNTIME_LORA_UPDATING"] == "True"
     assert spec.argv[spec.argv.index("--tensor-parallel-size") + 1] == "2"
     assert spec.openai_url == "http://127.0.0.1:8123/v1"
-
-
-# -------------------------------------------------- plumcode serve (needs the generation stage)
-def _has_server() -> bool:
-    try:
-        import plumcode.generation.server  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
-@pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory):
-    pytest.importorskip("transformers")
-    from plumcode.testing.tiny import build_tiny_model
-
-    return build_tiny_model(tmp_path_factory.mktemp("tiny") / "model")
-
-
-@pytest.mark.skipif(not _has_server(), reason="plumcode.generation.server not present")
-def test_plumcode_serve_lora_hot_load_and_restart(tmp_path, tiny_model):
-    import httpx
-    import torch
-    from peft import LoraConfig, get_peft_model
-    from transformers import AutoModelForCausalLM
-
-    # a LoRA adapter whose B matrices are non-zero, so it changes the output
-    base = AutoModelForCausalLM.from_pretrained(tiny_model)
-    peft = get_peft_model(base, LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"]))
-    with torch.no_grad():
-        for n, p in peft.named_parameters():
-            if "lora_B" in n:
-                p.normal_(0, 2.0)
-    adapter = tmp_path / "adapter"
-    peft.save_pretrained(adapter)
-
-    spec = plumcode_spec(str(tiny_model))
-    spec.log_path = str(tmp_path / "serve.log")
-    with ManagedServer(spec) as srv:
-        pgid = srv.proc.pid
-        body = {"model": srv.models()[0], "prompt": "def add(a, b):", "max_tokens": 8, "temperature": 0.0}
-        r0 = httpx.post(srv.spec.openai_url + "/completions", json=body, timeout=120).json()
-        srv.load_lora("round-001", adapter)
-        assert "round-001" in srv.models()
-        r1 = httpx.post(srv.spec.openai_url + "/completions", json={**body, "model": "round-001"},
-                        timeout=120).json()
-        assert r0["choices"][0]["text"] != r1["choices"][0]["text"]
-        srv.restart()  # e.g. new full checkpoint: adapters are gone after a restart
-        assert srv.healthy() and srv.loaded_adapters == {}
-    assert not any(Path(f"/proc/{p}").exists() and _alive(int(p)) and
-                   int(Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()[2]) == pgid
-                   for p in os.listdir("/proc") if p.isdigit())

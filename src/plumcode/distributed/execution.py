@@ -319,21 +319,34 @@ def execute_ray(problems: Iterable[Problem], samples: Iterable[Sample], config: 
 
 def execute_file_ray(problems_path: str | os.PathLike, samples_path: str | os.PathLike,
                      out_path: str | os.PathLike, config: Any = None, address: str | None = None, *,
-                     options: RayExecOptions | None = None) -> RayExecStats:
+                     options: RayExecOptions | None = None) -> dict:
     """Resumable: verdicts stream into ``out_path`` (JSONL) as chunks finish; a rerun skips
-    samples that already have a verdict there. Returns the run's :class:`RayExecStats`."""
+    samples that already have a verdict there. Returns the same summary keys as
+    ``plumcode.sandbox.execute_file`` plus ``"ray"`` (a :class:`RayExecStats` as a dict)."""
     problems = read_problems(problems_path)
     done = verdict_ids(out_path)
     stats = RayExecStats()
+    n_samples = 0
 
     def samples() -> Iterator[Sample]:
+        nonlocal n_samples
         for line, rec in read_jsonl(samples_path):
+            n_samples += 1
             yield Sample.from_json(rec, str(samples_path), line)
 
+    counts: dict[str, int] = {}
+    n_pass = n_cached = 0
+    t0 = time.monotonic()
     with JsonlAppender(out_path) as out:
         for v in execute_ray(problems, samples(), config, address, options=options, done=done, stats=stats):
             out.write(v.to_json())
-    return stats
+            counts[v.status] = counts.get(v.status, 0) + 1
+            n_pass += v.passed
+            n_cached += v.cached
+    return {"samples": n_samples, "skipped_existing": stats.skipped_done, "executed": stats.verdicts,
+            "passed": n_pass, "cached": n_cached, "status_counts": counts,
+            "seconds": round(time.monotonic() - t0, 3),
+            "isolation": ",".join(sorted(stats.isolation_levels)), "ray": dataclasses.asdict(stats)}
 
 
 def verdict_ids(path: str | os.PathLike) -> set[str]:

@@ -1,0 +1,3 @@
+from plumcode.distributed.cli import main
+
+raise SystemExit(main())
