@@ -28,7 +28,8 @@ class ProblemsConfig(_Strict):
     path: str | None = Field(None, description="local file for a named source (default: the data dir or the HF hub)")
     id_range: tuple[int, int] | None = Field(None, description=(
         "keep only problems whose trailing numeric id is in [lo, hi] (e.g. MBPP's train split 601-974)"))
-    offset: int = Field(0, ge=0, description="skip this many problems (after id_range) before taking `limit`")
+    offset: int = Field(0, ge=0, description=(
+        "skip this many problems (after id_range, reference and decontamination filters) before taking `limit`"))
     limit: int | None = Field(None, ge=1, description="use at most this many problems (None: all)")
     require_reference: bool = Field(False, description="drop problems without a reference solution")
     decontaminate: bool = Field(True, description=(
