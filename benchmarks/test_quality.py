@@ -49,7 +49,8 @@ def spread(items: list, k: int) -> list:
     return [items[int(i * step)] for i in range(k)]
 
 
-def load_problems(workdir: Path, n_he: int, n_mbpp: int) -> list[Problem]:
+def load_problems(workdir: Path, n_he: int, n_mbpp: int, with_expected: bool = True) -> list[Problem]:
+    """Evenly spread slices; written to WORKDIR/problems.jsonl (reused when present)."""
     path = workdir / "problems.jsonl"
     if path.exists():
         return read_problems(path)
@@ -57,20 +58,12 @@ def load_problems(workdir: Path, n_he: int, n_mbpp: int) -> list[Problem]:
 
     probs: list[Problem] = []
     if n_he:
-        probs += spread(load_benchmark("humaneval+"), n_he)
+        probs += spread(load_benchmark("humaneval+", with_expected=with_expected), n_he)
     if n_mbpp:
-        probs += spread(load_benchmark("mbpp+"), n_mbpp)
-    write_problems(path, probs)
+        probs += spread(load_benchmark("mbpp+", with_expected=with_expected), n_mbpp)
+    if with_expected:
+        write_problems(path, probs)
     return probs
-
-
-def sample_policy(problems: list[Problem], backend, path: Path, n: int, temperature: float, max_tokens: int,
-                  seed: int) -> list[Sample]:
-    from plumcode.generation import SamplingParams, sample_problems
-
-    params = SamplingParams(n=n, temperature=temperature, top_p=0.95, max_tokens=max_tokens, seed=seed)
-    sample_problems(problems, backend, params, path)
-    return [Sample.from_json(r) for r in load_jsonl(path)]
 
 
 def pct(x: float) -> str:
@@ -95,6 +88,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--modes", default=",".join(MODES), help=f"comma-separated rows: {', '.join(MODES)}")
     ap.add_argument("--timeout", type=float, default=3.0)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--gen-only", action="store_true",
+                    help="only generate tests and samples (no ground truth needed); measure in a later run")
+    ap.add_argument("--chunk", type=int, default=4, help="problems per generation chunk")
+    ap.add_argument("--budget-min", type=float, help="stop generating after this many minutes, measure what is done")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     log = logging.getLogger("test_quality")
@@ -103,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
     timings: dict[str, float] = {}
 
     t = time.monotonic()
-    problems = load_problems(wd, args.he, args.mbpp)
+    problems = load_problems(wd, args.he, args.mbpp, with_expected=not args.gen_only)
     timings["load_problems_s"] = time.monotonic() - t
     log.info("%d problems (%d with ground-truth tests)", len(problems), sum(bool(p.tests) for p in problems))
     runner = default_runner(args.timeout)
@@ -113,31 +110,56 @@ def main(argv: list[str] | None = None) -> int:
                             timeout_s=args.timeout, temperature=0.0)
     raw_path = wd / "raw_tests.jsonl"
     samples_path = Path(args.samples) if args.samples else wd / "samples.jsonl"
-    backend = None
-    need_raw = not raw_path.exists() or len(read_records(raw_path)) < len(problems)
-    need_samples = not samples_path.exists() or (not args.samples and len(
-        {r["problem_id"] for r in load_jsonl(samples_path)}) < len(problems))
-    if need_raw or need_samples:
-        from plumcode.generation import load_backend
+    deadline = time.monotonic() + args.budget_min * 60 if args.budget_min else float("inf")
 
-        backend = load_backend(args.backend)
-    t = time.monotonic()
-    if need_raw:
-        synthesize_tests(problems, backend, gen_cfg, out=raw_path, runner=runner, progress=True)
-    timings["test_generation_s"] = time.monotonic() - t
-    raw = {r["problem_id"]: r for r in read_records(raw_path)}
-    t = time.monotonic()
-    if need_samples:
-        samples = sample_policy(problems, backend, samples_path, args.n_samples, args.sample_temperature,
-                                args.sample_max_tokens, args.seed)
-    else:
-        samples = [Sample.from_json(r) for r in load_jsonl(samples_path)]
-    timings["policy_sampling_s"] = time.monotonic() - t
+    def have_raw() -> set[str]:
+        return {r["problem_id"] for r in read_records(raw_path)} if raw_path.exists() else set()
+
+    def have_samples() -> set[str]:
+        return {r["problem_id"] for r in load_jsonl(samples_path)} if samples_path.exists() else set()
+
+    backend = None
+    identity: dict = {}
+    # chunk by chunk (tests, then policy samples), so a time budget still leaves complete problems
+    for c in range(0, len(problems), args.chunk):
+        chunk = problems[c:c + args.chunk]
+        todo_raw = [p for p in chunk if p.id not in have_raw()]
+        todo_s = [] if args.samples else [p for p in chunk if p.id not in have_samples()]
+        if not todo_raw and not todo_s:
+            continue
+        if time.monotonic() > deadline:
+            log.warning("time budget spent: measuring the %d problems done so far", c)
+            break
+        if backend is None:
+            from plumcode.generation import load_backend
+
+            backend = load_backend(args.backend)
+            identity = backend.identity()
+        t = time.monotonic()
+        if todo_raw:
+            synthesize_tests(todo_raw, backend, gen_cfg, out=raw_path, runner=runner)
+        timings["test_generation_s"] = timings.get("test_generation_s", 0.0) + time.monotonic() - t
+        t = time.monotonic()
+        if todo_s:
+            from plumcode.generation import SamplingParams, sample_problems
+
+            params = SamplingParams(n=args.n_samples, temperature=args.sample_temperature, top_p=0.95,
+                                    max_tokens=args.sample_max_tokens, seed=args.seed)
+            sample_problems(todo_s, backend, params, samples_path, progress=False)
+        timings["policy_sampling_s"] = timings.get("policy_sampling_s", 0.0) + time.monotonic() - t
+        log.info("chunk %d-%d done (%.0f s so far)", c, c + len(chunk), sum(timings.values()))
     if backend is not None:
-        identity = backend.identity()
         backend.close()
-    else:
-        identity = next(iter(raw.values()))["generator"] if raw else {}
+    if args.gen_only:
+        return 0
+    raw = {r["problem_id"]: r for r in read_records(raw_path)} if raw_path.exists() else {}
+    if not identity and raw:
+        identity = next(iter(raw.values()))["generator"]
+    samples = [Sample.from_json(r) for r in load_jsonl(samples_path)] if samples_path.exists() else []
+    ready = have_samples()
+    problems = [p for p in problems if p.id in raw and p.id in ready]
+    samples = [s for s in samples if s.problem_id in {p.id for p in problems}]
+    log.info("measuring %d problems with tests and samples", len(problems))
     codes: dict[str, list[str]] = {}
     for s in samples:
         codes.setdefault(s.problem_id, []).append(s.code)
