@@ -117,3 +117,20 @@ def test_prefix_sharing_matches_separate_prefill(tiny_model: Path) -> None:
     rows = shared.generate(prompts, sampled)  # n=5 over batch 2: copies split over batches
     assert [len(r) for r in rows] == [5, 5, 5] and all(len(set(r)) > 1 for r in texts(rows))
     assert texts(TransformersBackend(str(tiny_model), batch_size=2).generate(prompts, greedy)) == a
+
+
+def test_fast_top_p_equals_transformers_warper() -> None:
+    import torch
+    from transformers.generation.logits_process import TemperatureLogitsWarper, TopPLogitsWarper
+
+    from plumcode.generation.hf import _TempTopP
+
+    g = torch.Generator().manual_seed(0)
+    peaked = torch.randn(6, 5000, generator=g) * 8  # nucleus of a few tokens (top-k path)
+    flat = torch.randn(4, 5000, generator=g) * 0.1  # nucleus of thousands (full-sort fallback)
+    for scores in (peaked, flat):
+        for t, p in ((0.8, 0.95), (1.0, 0.5), (0.2, 0.99)):
+            ref = TopPLogitsWarper(p)(None, TemperatureLogitsWarper(t)(None, scores.clone()))
+            got = _TempTopP(t, p, k=64)(None, scores.clone())
+            assert torch.equal(torch.isinf(ref), torch.isinf(got))
+            assert torch.allclose(ref[~torch.isinf(ref)], got[~torch.isinf(got)])

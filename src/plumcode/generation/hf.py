@@ -103,7 +103,7 @@ class TransformersBackend:
             self.threads = 1  # intra-op threads only add barrier overhead on tiny matrices
         cfg = self.model.config
         self.max_context = max_context or getattr(cfg, "max_position_embeddings", None) or 4096
-        self.batch_size = batch_size or (64 if self.device.startswith("cuda") else 16)
+        self.batch_size = batch_size or (64 if self.device.startswith("cuda") else 32)
         self.adapter: str | None = None
         self._adapter_sha: str | None = None
         adapter = adapter or getattr(self, "_pending_adapter", None)  # checkpoint specs carry one
@@ -332,7 +332,13 @@ class TransformersBackend:
         if params.greedy:
             kw.update(do_sample=False, temperature=None, top_p=None, top_k=None)
         else:
-            kw.update(do_sample=True, temperature=params.temperature, top_p=params.top_p, top_k=0)
+            from transformers import LogitsProcessorList
+
+            # temperature + nucleus done by _TempTopP (top-k first, full sort only when needed):
+            # transformers' top-p sorts the whole 152k vocab per row per step, which cost as much as
+            # the forward pass on CPU
+            kw.update(do_sample=True, temperature=1.0, top_p=1.0, top_k=0,
+                      logits_processor=LogitsProcessorList([_TempTopP(params.temperature, params.top_p)]))
         if params.stop:
             from transformers import StoppingCriteriaList
 
@@ -390,3 +396,42 @@ class _StopOnStrings:
         texts = self.tok.batch_decode(tail, skip_special_tokens=True)
         return torch.tensor([any(s in t for s in self.stops) for t in texts], dtype=torch.bool,
                             device=input_ids.device)
+
+
+class _TempTopP:
+    """Temperature then nucleus (top-p) filtering, exactly as transformers defines them, but fast.
+
+    The nucleus is looked for among the ``k`` most likely tokens (``topk``, no full sort); a row
+    whose top-``k`` mass is still below ``top_p`` falls back to a full sort, so the result is
+    identical to transformers' ``TopPLogitsWarper`` (keep a token iff the mass of the tokens
+    strictly more likely than it is < top_p; at least one token kept).
+    """
+
+    def __init__(self, temperature: float, top_p: float, k: int = 256):
+        self.t, self.p, self.k = float(temperature), float(top_p), k
+
+    def __call__(self, input_ids: Any, scores: Any) -> Any:
+        import torch
+
+        scores = scores.float() / self.t
+        if self.p >= 1.0:
+            return scores
+        k = min(self.k, scores.shape[-1])
+        lse = torch.logsumexp(scores, dim=-1, keepdim=True)
+        vals, idx = torch.topk(scores, k, dim=-1)
+        probs = (vals - lse).exp()
+        before = probs.cumsum(-1) - probs  # mass of strictly more likely tokens (ties: rank order)
+        keep = before < self.p
+        keep[:, 0] = True
+        out = torch.full_like(scores, float("-inf"))
+        out.scatter_(1, idx, torch.where(keep, vals, torch.full_like(vals, float("-inf"))))
+        short = (probs.sum(-1) < self.p).nonzero().flatten()
+        for r in short.tolist():  # nucleus wider than k tokens: exact full sort for this row
+            sv, si = torch.sort(scores[r], descending=True)
+            pr = (sv - lse[r]).exp()
+            kp = (pr.cumsum(-1) - pr) < self.p
+            kp[0] = True
+            row = torch.full_like(scores[r], float("-inf"))
+            row[si[kp]] = sv[kp]
+            out[r] = row
+        return out
