@@ -246,3 +246,15 @@ def test_gz_and_plain_paths(data_dir: Path, tmp_path: Path) -> None:
     plain.write_bytes(gzip.decompress((data_dir / "HumanEval.jsonl.gz").read_bytes()))
     a, b = load_benchmark("humaneval", plain), load_benchmark("humaneval")
     assert [p.to_json() for p in a] == [p.to_json() for p in b]
+
+
+def test_plus_oversized_and_failing_reference_outputs_are_dropped(tmp_path: Path, cache: Path) -> None:
+    rec = {"task_id": "Mbpp/9001", "prompt": '"""\nReturn the first n numbers.\nassert big(3) == [0, 1, 2]\n"""\n',
+           "entry_point": "big", "canonical_solution": "def big(n):\n    assert n >= 0\n    return list(range(n))\n",
+           "base_input": [[3]], "plus_input": [[2_500_000], [-1], [5]], "atol": 0}
+    ps = load_benchmark("mbpp+", _jsonl(tmp_path / "m.jsonl", [rec]))
+    p = ps[0]
+    assert p.metadata["n_dropped_inputs"] == 2 and p.metadata["n_base_tests"] == 1
+    assert [t.args for t in p.tests] == [(3,), (5,)] and p.tests[1].expected == [0, 1, 2, 3, 4]
+    assert p.instruction == "Return the first n numbers.\nYour code should pass these tests:\n\nassert big(3) == [0, 1, 2]"
+    assert len(list((cache / "expected").glob("mbpp-*.json.gz"))) == 1

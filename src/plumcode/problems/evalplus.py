@@ -35,7 +35,14 @@ if hasattr(sys, "set_int_max_str_digits"):
 
 DEFAULT_MIN_TIME_LIMIT = 1.0  # evalplus.config.DEFAULT_MIN_TIME_LIMIT
 DEFAULT_GT_TIME_LIMIT_FACTOR = 4.0  # evalplus.config.DEFAULT_GT_TIME_LIMIT_FACTOR
-CACHE_VERSION = 2  # bump when the computation of expected outputs changes
+# Bump when the computation of expected outputs changes (per dataset, so an MBPP+ fix does not
+# force the 10-minute HumanEval+ recomputation).
+CACHE_VERSION = {"humaneval": 2, "mbpp": 3}
+# Reference outputs above this size (elements + 16-character string chunks, ~ tens of MB as JSON)
+# are not kept as tests: Mbpp/255's plus inputs yield ~1.3 GB of combinations in total, which no
+# process should hold per job. Dropped inputs are counted in metadata["n_dropped_inputs"].
+MAX_OUTPUT_UNITS = 2_000_000
+TOO_LARGE = "__plumcode_output_too_large__"
 
 # evalplus/eval/_special_oracle.py (v0.3.1)
 MBPP_OUTPUT_NOT_NONE_TASKS = ["check_str", "text_match_three", "text_starta_endb"]
@@ -209,11 +216,28 @@ def cache_dir() -> Path:
 
 
 def _oracle_program(reference: str, entry_point: str, not_none: bool) -> tuple[str, str]:
-    if not not_none:
-        return reference, entry_point
-    # EvalPlus records only `out is not None` for these (their outputs are re.Match objects).
-    wrap = f"\n\ndef _plumcode_not_none(*args):\n    return {entry_point}(*args) is not None\n"
-    return reference + wrap, "_plumcode_not_none"
+    """Wrap the reference so oversized outputs come back as a marker, not as gigabytes of data."""
+    result = f"{entry_point}(*args) is not None" if not_none else f"{entry_point}(*args)"
+    wrap = f'''
+
+def _plumcode_oracle(*args):
+    out = {result}
+    stack, n = [out], 0
+    while stack:
+        x = stack.pop()
+        n += 1
+        if isinstance(x, (list, tuple, set, frozenset)):
+            stack.extend(x)
+        elif isinstance(x, dict):
+            stack.extend(x.keys())
+            stack.extend(x.values())
+        elif isinstance(x, (str, bytes)):
+            n += len(x) // 16
+        if n > {MAX_OUTPUT_UNITS}:
+            return ({TOO_LARGE!r}, n)
+    return out
+'''
+    return reference + wrap, "_plumcode_oracle"
 
 
 def compute_expected(tasks: list[dict], dataset: str, key: str, *, workers: int | None = None,
@@ -230,7 +254,7 @@ def compute_expected(tasks: list[dict], dataset: str, key: str, *, workers: int 
 
             with open_text(path) as f:
                 cached = json.load(f)
-            if cached.get("version") == CACHE_VERSION and set(cached["tasks"]) >= {t["task_id"] for t in tasks}:
+            if cached.get("version") == CACHE_VERSION[dataset] and set(cached["tasks"]) >= {t["task_id"] for t in tasks}:
                 return cached["tasks"]
         except (OSError, ValueError, KeyError) as e:
             log.warning("ignoring unreadable expected-output cache %s: %s", path, e)
@@ -248,6 +272,8 @@ def compute_expected(tasks: list[dict], dataset: str, key: str, *, workers: int 
             for r in res:
                 enc = None
                 ok = r.ok
+                if ok and type(r.value) is tuple and len(r.value) == 2 and r.value[0] == TOO_LARGE:
+                    ok, r.error = False, f"reference output too large ({r.value[1]} units)"
                 if ok:
                     try:
                         enc = values.encode(plain(r.value))
@@ -260,7 +286,7 @@ def compute_expected(tasks: list[dict], dataset: str, key: str, *, workers: int 
     n_workers = workers or max(1, (os.cpu_count() or 2))
     with ThreadPoolExecutor(n_workers) as ex:
         result = dict(ex.map(one, tasks))
-    _write_cache(path, {"version": CACHE_VERSION, "dataset": dataset, "key": key, "tasks": result})
+    _write_cache(path, {"version": CACHE_VERSION[dataset], "dataset": dataset, "key": key, "tasks": result})
     log.info("expected outputs computed in %.1fs", time.perf_counter() - t0)
     return result
 

@@ -236,7 +236,8 @@ def _build_plus(records: list, path: str, dataset: str, *, digest: str, with_exp
         p.metadata["n_base_tests"] = len(base_tests)
         if d1 or d2:
             p.metadata["n_dropped_inputs"] = d1 + d2
-            log.warning("%s: the canonical solution fails on %d input(s); they are not tests", p.id, d1 + d2)
+            log.warning("%s: %d input(s) are not tests (the canonical solution fails on them or its output is "
+                        "too large to keep)", p.id, d1 + d2)
         if ep.special_oracle(dataset, p.entry_point or "") and p.entry_point != "are_equivalent":
             p.setup = ((p.setup or "") + "\n" + ep.ORACLE_HELPERS).lstrip("\n")
             p.metadata["special_oracle"] = ep.special_oracle(dataset, p.entry_point or "")
