@@ -247,7 +247,8 @@ def compute_expected(tasks: list[dict], dataset: str, key: str, *, workers: int 
     ``tasks`` are EvalPlus records with inputs already deserialised and ``reference`` set.
     ``key`` identifies the dataset content (sha256 of the file).
     """
-    path = cache_dir() / f"{dataset}-{key}.json.gz"
+    # The version is in the name so a stale file is never even opened (one was 1.3 GB of JSON).
+    path = cache_dir() / f"{dataset}-{key}-v{CACHE_VERSION[dataset]}.json.gz"
     if use_cache and path.exists():
         try:
             import json
