@@ -258,3 +258,25 @@ def test_plus_oversized_and_failing_reference_outputs_are_dropped(tmp_path: Path
     assert [t.args for t in p.tests] == [(3,), (5,)] and p.tests[1].expected == [0, 1, 2, 3, 4]
     assert p.instruction == "Return the first n numbers.\nYour code should pass these tests:\n\nassert big(3) == [0, 1, 2]"
     assert len(list((cache / "expected").glob("mbpp-*.json.gz"))) == 1
+
+
+def test_limit_ids_and_incremental_cache(data_dir: Path, tmp_path: Path, cache: Path) -> None:
+    assert [p.id for p in load_benchmark("mbpp", limit=3)] == ["Mbpp/11", "Mbpp/12", "Mbpp/13"]
+    assert [p.id for p in load_benchmark("humaneval", ids=["HumanEval/7", "HumanEval/3"])] == [
+        "HumanEval/3", "HumanEval/7"]
+    assert [p.id for p in load_benchmark("livecodebench", ids=["3626"])] == ["3626"]
+    recs = [{"task_id": f"Mbpp/{900 + i}", "prompt": f'"""\nAdd {i}.\nassert add{i}(1) == {1 + i}\n"""\n',
+             "entry_point": f"add{i}", "canonical_solution": f"def add{i}(x):\n    return x + {i}\n",
+             "base_input": [[1]], "plus_input": [[2], [3]], "atol": 0} for i in range(3)]
+    f = _jsonl(tmp_path / "m.jsonl", recs)
+    import gzip as gz
+
+    def cached_ids() -> set[str]:
+        (c,) = (cache / "expected").glob("mbpp-*.json.gz")
+        return set(json.loads(gz.decompress(c.read_bytes()))["tasks"])
+
+    assert [p.id for p in load_benchmark("mbpp+", f, limit=2)] == ["Mbpp/900", "Mbpp/901"]
+    assert cached_ids() == {"Mbpp/900", "Mbpp/901"}  # only the slice was computed
+    full = load_benchmark("mbpp+", f)
+    assert cached_ids() == {"Mbpp/900", "Mbpp/901", "Mbpp/902"}  # the rest added, not recomputed
+    assert [t.expected for t in full[2].tests] == [3, 4, 5]

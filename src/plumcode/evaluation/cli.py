@@ -35,7 +35,7 @@ def run(args: argparse.Namespace) -> int:
     from plumcode.sandbox.types import Sample
 
     bench = ALIASES.get(args.benchmark.lower(), args.benchmark.lower())
-    problems = read_problems(args.problems) if args.problems else load_benchmark(bench, args.path)
+    problems = read_problems(args.problems) if args.problems else load_benchmark(bench, args.path, limit=args.limit)
     if args.limit:
         problems = problems[: args.limit]
     if args.samples == "canonical":

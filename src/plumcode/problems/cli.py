@@ -36,7 +36,7 @@ def run(args: argparse.Namespace) -> int:
 
     t0 = time.perf_counter()
     if args.benchmark:
-        probs = load_benchmark(args.benchmark, args.path, with_expected=not args.no_expected)
+        probs = load_benchmark(args.benchmark, args.path, with_expected=not args.no_expected, limit=args.limit)
     else:
         probs = load_instructions(args.instructions, args.fmt, python_only=args.python_only)
     dropped = []

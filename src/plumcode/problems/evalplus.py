@@ -249,18 +249,22 @@ def compute_expected(tasks: list[dict], dataset: str, key: str, *, workers: int 
     """
     # The version is in the name so a stale file is never even opened (one was 1.3 GB of JSON).
     path = cache_dir() / f"{dataset}-{key}-v{CACHE_VERSION[dataset]}.json.gz"
+    cached_tasks: dict[str, dict] = {}
     if use_cache and path.exists():
         try:
             import json
 
             with open_text(path) as f:
                 cached = json.load(f)
-            if cached.get("version") == CACHE_VERSION[dataset] and set(cached["tasks"]) >= {t["task_id"] for t in tasks}:
-                return cached["tasks"]
+            if cached.get("version") == CACHE_VERSION[dataset]:
+                cached_tasks = cached["tasks"]
         except (OSError, ValueError, KeyError) as e:
             log.warning("ignoring unreadable expected-output cache %s: %s", path, e)
+    todo = [t for t in tasks if t["task_id"] not in cached_tasks]
+    if not todo:
+        return cached_tasks
     t0 = time.perf_counter()
-    log.info("computing expected outputs of %d %s tasks (cached afterwards in %s)", len(tasks), dataset, path)
+    log.info("computing expected outputs of %d %s tasks (cached afterwards in %s)", len(todo), dataset, path)
 
     def one(task: dict) -> tuple[str, dict]:
         prog, ep = _oracle_program(task["reference"], task["entry_point"],
@@ -286,7 +290,9 @@ def compute_expected(tasks: list[dict], dataset: str, key: str, *, workers: int 
 
     n_workers = workers or max(1, (os.cpu_count() or 2))
     with ThreadPoolExecutor(n_workers) as ex:
-        result = dict(ex.map(one, tasks))
+        result = dict(ex.map(one, todo))
+    # Incremental: a slice (load_benchmark(limit=...)) caches its tasks, a later full load adds the rest.
+    result = {**cached_tasks, **result}
     _write_cache(path, {"version": CACHE_VERSION[dataset], "dataset": dataset, "key": key, "tasks": result})
     log.info("expected outputs computed in %.1fs", time.perf_counter() - t0)
     return result

@@ -17,7 +17,7 @@ import os
 import re
 import textwrap
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -62,13 +62,16 @@ def benchmark_names() -> list[str]:
 
 
 def load_benchmark(name: str, path: str | os.PathLike | None = None, *, with_expected: bool = True,
-                   workers: int | None = None, min_time_limit: float = ep.DEFAULT_MIN_TIME_LIMIT,
+                   limit: int | None = None, ids: Iterable[str] | None = None, workers: int | None = None,
+                   min_time_limit: float = ep.DEFAULT_MIN_TIME_LIMIT,
                    time_limit_factor: float = ep.DEFAULT_GT_TIME_LIMIT_FACTOR) -> list[Problem]:
     """Load a benchmark as Problems.
 
-    ``path=None``: the local copy, else the Hugging Face hub. For HumanEval+/MBPP+,
-    ``with_expected=False`` skips running the canonical solutions and returns problems without
-    tests (instructions and references only: enough for sampling or decontamination).
+    ``path=None``: the local copy, else the Hugging Face hub. ``limit`` keeps the first N problems
+    and ``ids`` only those ids (both applied before any expected output is computed). For
+    HumanEval+/MBPP+, ``with_expected=False`` skips running the canonical solutions and returns
+    problems without tests (instructions and references only: enough for sampling or
+    decontamination).
     """
     key = ALIASES.get(name.lower(), name.lower())
     if key not in BENCHMARKS:
@@ -91,6 +94,13 @@ def load_benchmark(name: str, path: str | os.PathLike | None = None, *, with_exp
         src_name = f"hf://{spec.hub['repo']}"
         records = list(enumerate(rows, 1))
         digest = hashlib.sha256(json.dumps(rows, sort_keys=True, default=str).encode()).hexdigest()
+    if key == "mbpp":  # the test split first, so that limit counts test problems
+        records = [(ln, r) for ln, r in records if not isinstance(r.get("task_id"), int) or 11 <= r["task_id"] <= 510]
+    if ids is not None:
+        want = {str(i) for i in ids}
+        records = [(ln, r) for ln, r in records if _record_id(key, r) in want]
+    if limit is not None:
+        records = records[:limit]
     build: Callable[..., list[Problem]] = _BUILDERS[key]
     if key in ("humaneval+", "mbpp+"):
         return build(records, src_name, digest=digest, with_expected=with_expected, workers=workers,
@@ -100,6 +110,15 @@ def load_benchmark(name: str, path: str | os.PathLike | None = None, *, with_exp
 
 # ---------------------------------------------------------------------------------------------
 # helpers
+
+
+def _record_id(key: str, rec: dict) -> str:
+    """The Problem id a raw record will get (to select records before building them)."""
+    if key in ("mbpp", "mbpp-sanitized"):
+        return f"Mbpp/{rec.get('task_id')}"
+    if key == "livecodebench":
+        return str(rec.get("question_id"))
+    return str(rec.get("task_id"))
 
 
 def _need_str(rec: dict, k: str, path: str, line: int, *, empty_ok: bool = False) -> str:
