@@ -155,3 +155,9 @@ def test_input_calls():
     assert [r[1].split(":")[0] for r in rejected] == ["non_literal", "signature", "keywords"]
     # prefix of a completion-style prompt joins the unfinished line
     assert [g.args for g in parse_input_calls(["1, 2)\nadd(3, 4)"], "add", SIG, prefix="add(")] == [(1, 2), (3, 4)]
+
+
+def test_doctest_transcripts_become_assertions_and_inputs():
+    text = "```python\n>>> add(1, 2)\n3\n>>> add(0, 0)\n0\n>>> add([1],\n... [2])\n[1, 2]\n>>> add(5, 5)\n>>> add(x, 1)\nfoo\n```"
+    assert codes(text) == ["assert add(1, 2) == 3", "assert add(0, 0) == 0", "assert add([1], [2]) == [1, 2]"]
+    assert [g.args for g in parse_input_calls([text], "add", SIG)] == [(1, 2), (0, 0), ([1], [2]), (5, 5)]

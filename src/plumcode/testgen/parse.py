@@ -49,6 +49,38 @@ def extract_code_blocks(text: str) -> list[str]:
     return blocks if blocks else [text]
 
 
+def doctest_to_code(block: str) -> str:
+    """``>>> f(1)`` followed by an output line ``2`` -> ``assert f(1) == 2`` (models often answer
+    with doctest transcripts); a ``>>>`` line without a literal output is kept as a statement."""
+    lines = block.splitlines()
+    if not any(ln.lstrip().startswith(">>>") for ln in lines):
+        return block
+    out: list[str] = []
+    i = 0
+    while i < len(lines):
+        s = lines[i].strip()
+        if not s.startswith(">>>"):
+            i += 1
+            continue
+        src = s[3:].strip()
+        i += 1
+        while i < len(lines) and lines[i].strip().startswith("..."):
+            src += "\n" + lines[i].strip()[3:].strip()
+            i += 1
+        want = lines[i].strip() if i < len(lines) else ""
+        if want and not want.startswith(">>>"):
+            i += 1
+            try:
+                ast.parse(src, mode="eval")
+                ast.literal_eval(want)
+                out.append(f"assert {src} == {want}")
+                continue
+            except (SyntaxError, ValueError, TypeError, RecursionError, MemoryError):
+                pass
+        out.append(src)
+    return "\n".join(out)
+
+
 def parse_lenient(src: str, max_repairs: int = 40) -> ast.Module | None:
     """``ast.parse`` that survives a truncated last statement or a stray prose line.
 
@@ -428,7 +460,7 @@ def parse_assert_tests(texts: Iterable[str], entry_point: str, stats: ParseStats
     for text in texts:
         for block in extract_code_blocks(prefix + text):
             stats.blocks += 1
-            tree = parse_lenient(block)
+            tree = parse_lenient(doctest_to_code(block))
             if tree is None:
                 stats.unparsable_blocks += 1
                 continue
@@ -456,8 +488,9 @@ def parse_assert_tests(texts: Iterable[str], entry_point: str, stats: ParseStats
 
 
 def _calls_to(tree: ast.AST, name: str) -> list[ast.Call]:
-    return [n for n in ast.walk(tree) if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)
-            and n.func.id == name]
+    calls = [n for n in ast.walk(tree) if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)
+             and n.func.id == name]
+    return sorted(calls, key=lambda n: (getattr(n, "lineno", 0), getattr(n, "col_offset", 0)))
 
 
 def _truthy_constant(node: ast.expr) -> bool:
@@ -591,7 +624,7 @@ def parse_input_calls(texts: Iterable[str], entry_point: str, sig: Signature | N
     out: list[ProposedInput] = []
     for text in texts:
         for block in extract_code_blocks(prefix + text):
-            tree = parse_lenient(block)
+            tree = parse_lenient(doctest_to_code(block))
             if tree is None:
                 continue
             for call in _calls_to(tree, entry_point):
