@@ -90,6 +90,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--gen-only", action="store_true",
                     help="only generate tests and samples (no ground truth needed); measure in a later run")
+    ap.add_argument("--no-generate", action="store_true",
+                    help="measure only the problems that already have raw tests and samples in WORKDIR")
     ap.add_argument("--chunk", type=int, default=4, help="problems per generation chunk")
     ap.add_argument("--budget-min", type=float, help="stop generating after this many minutes, measure what is done")
     args = ap.parse_args(argv)
@@ -121,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
     backend = None
     identity: dict = {}
     # chunk by chunk (tests, then policy samples), so a time budget still leaves complete problems
-    for c in range(0, len(problems), args.chunk):
+    for c in range(0, 0 if args.no_generate else len(problems), args.chunk):
         chunk = problems[c:c + args.chunk]
         todo_raw = [p for p in chunk if p.id not in have_raw()]
         todo_s = [] if args.samples else [p for p in chunk if p.id not in have_samples()]
