@@ -107,15 +107,17 @@ def worker_trl(a: argparse.Namespace) -> dict:
     rss_loaded = _rss_mb()
     ds = load_dataset("json", data_files=a.data, split="train")
     times: list[float] = []
+    cpu_times: list[float] = []
 
     class Timer(TrainerCallback):
         def on_step_begin(self, *args, **kw):
-            self.t = time.perf_counter()
+            self.t, self.c = time.perf_counter(), time.process_time()
 
         def on_step_end(self, *args, **kw):
             if torch.cuda.is_available():
                 torch.cuda.synchronize()
             times.append(time.perf_counter() - self.t)
+            cpu_times.append(time.process_time() - self.c)
 
     kw = {} if a.trl_variant == "default" else {"bf16": False, "gradient_checkpointing": False}
     if a.trl_variant == "precompute":
@@ -129,7 +131,7 @@ def worker_trl(a: argparse.Namespace) -> dict:
     trainer = DPOTrainer(model=model, args=args, train_dataset=ds, processing_class=tok, callbacks=[Timer()])
     setup = time.perf_counter() - t0
     trainer.train()
-    return {"step_times": times, "setup_s": setup, "peak_rss_mb": _peak_rss_mb(), "rss_after_load_mb": rss_loaded,
+    return {"step_times": times, "cpu_step_times": cpu_times, "setup_s": setup, "peak_rss_mb": _peak_rss_mb(), "rss_after_load_mb": rss_loaded,
             "cuda_peak_mb": torch.cuda.max_memory_allocated() / 2**20 if torch.cuda.is_available() else None,
             "config": {"bf16": args.bf16, "gradient_checkpointing": args.gradient_checkpointing,
                        "precompute_ref_log_probs": args.precompute_ref_log_probs}}
@@ -154,7 +156,8 @@ def worker_ours(a: argparse.Namespace) -> dict:
     data.write_text(Path(a.data).read_text())
     res = train(data, a.model, cfg, Path(out) / "ck", echo=msgs.append)
     ref = [float(m.split(" in ")[1].split("s ")[0]) for m in msgs if m.startswith("reference log-probs")]
-    return {"step_times": [h["sec"] for h in res.history], "ref_s": ref[0] if ref else 0.0,
+    return {"step_times": [h["sec"] for h in res.history], "cpu_step_times": [h["cpu_sec"] for h in res.history],
+            "ref_s": ref[0] if ref else 0.0,
             "examples": res.examples, "peak_rss_mb": _peak_rss_mb(),
             "cuda_peak_mb": torch.cuda.max_memory_allocated() / 2**20 if torch.cuda.is_available() else None,
             "config": {"memory_saving": mem, "length_sorted": not a.unsorted}}
@@ -228,11 +231,14 @@ def main() -> None:
         d = run_worker(which, a, extra)
         st = d["step_times"][a.warmup:] or d["step_times"]
         d["median_step_s"] = statistics.median(st)
+        # CPU seconds of the process per step: on a shared machine, far less sensitive to other load than wall
+        cst = d["cpu_step_times"][a.warmup:] or d["cpu_step_times"]
+        d["median_step_cpu_s"] = statistics.median(cst)
         if "ref_s" in d:  # the once-per-round reference pass, spread over one epoch of optimizer steps
             steps_per_epoch = max(1, -(-d["examples"] // a.batch_size))
             d["amortised_step_s"] = d["median_step_s"] + d["ref_s"] / steps_per_epoch
         report["variants"][v] = d
-        print(f"{v:15s} median step {d['median_step_s']:.3f}s  peak RSS {d['peak_rss_mb']:.0f} MB"
+        print(f"{v:15s} median step {d['median_step_s']:.3f}s wall, {d['median_step_cpu_s']:.3f}s CPU;  peak RSS {d['peak_rss_mb']:.0f} MB"
               + (f"  ref pass {d['ref_s']:.2f}s (amortised step {d['amortised_step_s']:.3f}s)" if "ref_s" in d else "")
               + (f"  CUDA peak {d['cuda_peak_mb']:.0f} MB" if d.get("cuda_peak_mb") else ""), flush=True)
     base = report["variants"].get("trl")
@@ -242,7 +248,8 @@ def main() -> None:
             if "amortised_step_s" in d:
                 d["amortised_ratio_vs_trl"] = d["amortised_step_s"] / base["median_step_s"]
             d["peak_rss_ratio_vs_trl"] = d["peak_rss_mb"] / base["peak_rss_mb"]
-            print(f"{v:15s} step ratio vs TRL {d['step_ratio_vs_trl']:.3f}"
+            d["cpu_step_ratio_vs_trl"] = d["median_step_cpu_s"] / base["median_step_cpu_s"]
+            print(f"{v:15s} step ratio vs TRL {d['step_ratio_vs_trl']:.3f} wall, {d['cpu_step_ratio_vs_trl']:.3f} CPU"
                   + (f" (amortised {d['amortised_ratio_vs_trl']:.3f})" if "amortised_ratio_vs_trl" in d else "")
                   + f", peak RSS ratio {d['peak_rss_ratio_vs_trl']:.3f}")
     if a.out:

@@ -409,7 +409,7 @@ def train(preferences_path: str | Path, model_spec: Any, config: TrainConfig | N
     last_loss = float("nan")
     try:
         while step < total_steps:
-            ts = time.time()
+            ts, tc = time.time(), time.process_time()
             metrics: dict[str, float] = {}
             counts: dict[str, int] = {}
             for j in range(cfg.grad_accum):
@@ -434,7 +434,7 @@ def train(preferences_path: str | Path, model_spec: Any, config: TrainConfig | N
             rec = {k: metrics[k] / counts[k] for k in metrics}
             last_loss = rec.get("loss", float("nan"))
             rec |= {"step": step, "total_steps": total_steps, "epoch": round(step * per_step / n_micro, 4),
-                    "lr": sched.get_last_lr()[0], "sec": time.time() - ts}
+                    "lr": sched.get_last_lr()[0], "sec": time.time() - ts, "cpu_sec": time.process_time() - tc}
             if gn is not None:
                 rec["grad_norm"] = float(gn)
             history.append(rec)
