@@ -98,3 +98,23 @@ def test_real_two_process_cpu_launch(tmp_path):
     assert r.returncode == 0, r.stderr[-3000:]
     assert (tmp_path / "rank0").read_text() == "2 3.0"
     assert (tmp_path / "rank1").read_text() == "2 3.0"
+
+
+@pytest.mark.slow
+def test_plumcode_train_on_two_cpu_ranks(tmp_path):
+    """The real trainer under the builder's command: 2 DDP ranks (gloo), tiny model, 2 KTO steps."""
+    from plumcode.io import atomic_write_jsonl
+    from plumcode.testing.tiny import build_tiny_model
+
+    model = build_tiny_model(tmp_path / "tiny")
+    prefs = [{"prompt": f"Write f{i}.", "completion": f"def f{i}():\n    return {i}\n", "label": i % 2 == 0}
+             for i in range(16)]
+    atomic_write_jsonl(tmp_path / "prefs.jsonl", prefs)
+    out = tmp_path / "round-000" / "checkpoint"
+    cmd = train_launch_command(tmp_path / "prefs.jsonl", str(model), out,
+                               LaunchSpec("cpu_ddp", main_process_port=29533),
+                               train_config={"objective": "kto", "max_steps": 2, "batch_size": 2, "device": "cpu"})
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-4000:]
+    res = json.loads((out / "train_result.json").read_text())
+    assert res["steps"] == 2

@@ -71,8 +71,8 @@ class RayExecStats:
 class _SandboxNode:
     """Lives on one node; runs chunks through the local sandbox pool sized to the node."""
 
-    def __init__(self, problems: list[dict], config: Any, workers: int, executor: str):
-        self.problems = {p["id"]: Problem.from_json(p) for p in problems}
+    def __init__(self, problems: list[Problem], config: Any, workers: int, executor: str):
+        self.problems = {p.id: p for p in problems}
         self.execute = resolve(executor)
         self.workers = workers
         self.config = _with_workers(config, workers, executor)
@@ -124,7 +124,9 @@ class _Driver:
     def __init__(self, problems: list[Problem], config: Any, opts: RayExecOptions, stats: RayExecStats):
         self.ray = import_ray()
         self.opts, self.stats, self.config = opts, stats, config
-        self.problems_ref = self.ray.put([p.to_json() for p in problems])
+        # pickled once into the object store, fetched once per node (typed-JSON encoding of
+        # HumanEval+'s large test inputs costs minutes; pickle is what Ray does natively)
+        self.problems_ref = self.ray.put(list(problems))
         self.remote_cls = self.ray.remote(_SandboxNode)
         self.actors: list[_Actor] = []
         self.lost_at: dict[str, float] = {}  # node_id -> when its last actor was lost
