@@ -66,3 +66,17 @@ def test_demo_config_matches_shipped_yaml() -> None:
 def test_example_configs_validate() -> None:
     for p in sorted((ROOT / "configs").glob("*.yaml")):
         load_config(p)
+
+
+def test_cli_explain_and_refuses_a_run_dir_with_another_config(tmp_path: Path) -> None:
+    from plumcode.cli import main
+
+    assert main(["run", "--explain"]) == 0
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.yaml").write_text(dump_config(RunConfig(rounds=3)))
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("rounds: 2\n")
+    assert main(["run", str(cfg), "--out", str(run)]) == 2  # would mix two configurations
+    assert main(["run", "--resume", str(run), "--set", "sampling.n=3"]) == 2  # only rounds may change
+    assert main(["run", "--resume", str(tmp_path / "nope")]) == 2
