@@ -134,3 +134,17 @@ def test_fast_top_p_equals_transformers_warper() -> None:
             got = _TempTopP(t, p, k=64)(None, scores.clone())
             assert torch.equal(torch.isinf(ref), torch.isinf(got))
             assert torch.allclose(ref[~torch.isinf(ref)], got[~torch.isinf(got)])
+
+
+def test_bf16_swaps_restore_exact_base(tiny_model: Path, tiny_adapter: Path, tiny_adapter2: Path) -> None:
+    """Unmerging in bf16 is lossy; swaps must restore the exact base so rounds do not drift."""
+    greedy = SamplingParams(n=1, max_tokens=16, temperature=0.0)
+    b = TransformersBackend(str(tiny_model), dtype="bfloat16")
+    assert b.identity()["dtype"] == "bfloat16"
+    base_w = {n: p.clone() for n, p in b.model.named_parameters()}
+    b.load_adapter(tiny_adapter)
+    b.load_adapter(tiny_adapter2)
+    fresh = TransformersBackend(str(tiny_model), dtype="bfloat16", adapter=str(tiny_adapter2))
+    assert texts(b.generate(PROMPTS, greedy)) == texts(fresh.generate(PROMPTS, greedy))
+    b.unload_adapter()
+    assert all(__import__("torch").equal(p, base_w[n]) for n, p in b.model.named_parameters())

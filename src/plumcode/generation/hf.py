@@ -57,6 +57,16 @@ def adapter_sha256(path: str | os.PathLike) -> str:
     return _hash_files(files)
 
 
+def cpu_has_fast_bf16() -> bool:
+    """Native bf16 matmul on this CPU (AVX512-BF16 or AMX), where bf16 beats fp32 by ~2x."""
+    try:
+        import torch
+
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except Exception:  # noqa: BLE001 - older torch / no oneDNN: assume not
+        return False
+
+
 def default_threads() -> int:
     try:
         return len(os.sched_getaffinity(0))
@@ -94,13 +104,21 @@ class TransformersBackend:
             self.model_spec = str(model)
             self.model, self.tokenizer = self._load(str(model), dtype)
         self.model.eval()
+        self.dtype = str(next(self.model.parameters()).dtype).replace("torch.", "")
         tok = self.tokenizer
         if tok.pad_token_id is None:
             tok.pad_token = tok.eos_token
         tok.padding_side = "left"
         self.eos_ids = self._eos_ids()
-        if self.threads is None and self.device == "cpu" and sum(p.numel() for p in self.model.parameters()) < 50e6:
+        n_params = sum(p.numel() for p in self.model.parameters())
+        if self.threads is None and self.device == "cpu" and n_params < 50e6:
             self.threads = 1  # intra-op threads only add barrier overhead on tiny matrices
+        if dtype is None and self.device == "cpu" and n_params >= 50e6 and cpu_has_fast_bf16() \
+                and not isinstance(model, tuple):
+            # bf16 matmuls run ~2.4x faster than fp32 on AVX512-BF16/AMX CPUs (measured); pass
+            # dtype=float32 to sample in the exact precision of a float32-trained policy
+            self.model = self.model.to(torch.bfloat16)
+        self.dtype = str(next(self.model.parameters()).dtype).replace("torch.", "")
         cfg = self.model.config
         self.max_context = max_context or getattr(cfg, "max_position_embeddings", None) or 4096
         self.batch_size = batch_size or (64 if self.device.startswith("cuda") else 32)
@@ -172,14 +190,17 @@ class TransformersBackend:
             self._n_adapters = getattr(self, "_n_adapters", 0) + 1
             name = f"policy_{self._n_adapters}"
             if isinstance(self.model, PeftModel):
-                if self.merge:
-                    self.model.unmerge_adapter()
+                self._unmerge()
                 old = list(self.model.peft_config)
                 self.model.load_adapter(str(d), adapter_name=name)
                 self.model.set_adapter(name)
                 for o in old:
                     self.model.delete_adapter(o)
             else:
+                if self.merge and self.dtype != "float32":
+                    # unmerging in low precision does not give the base back (bf16(W + d) - d != W);
+                    # keep the exact base weights so swaps round after round do not drift
+                    self._base_snapshot = {n: p.detach().clone() for n, p in self.model.named_parameters()}
                 self.model = PeftModel.from_pretrained(self.model, str(d), adapter_name=name)
             if self.merge:
                 self.model.merge_adapter()
@@ -188,14 +209,27 @@ class TransformersBackend:
         log.info("adapter %s (sha256 %s…) %s", d, sha[:12], "merged" if self.merge else "applied")
         return sha
 
+    def _unmerge(self) -> None:
+        if not self.merge:
+            return
+        self.model.unmerge_adapter()
+        snap = getattr(self, "_base_snapshot", None)
+        if snap:
+            import torch
+
+            with torch.no_grad():
+                for n, p in self.model.get_base_model().named_parameters():
+                    key = n.replace(".base_layer.", ".")
+                    if "lora_" not in n and key in snap:
+                        p.copy_(snap[key])
+
     def unload_adapter(self) -> None:
         """Back to the bare base model (unmerge and drop the adapter)."""
         from peft import PeftModel
 
         with self._lock:
             if isinstance(self.model, PeftModel):
-                if self.merge:
-                    self.model.unmerge_adapter()
+                self._unmerge()
                 self.model = self.model.unload()
                 self.model.eval()
             self.adapter, self._adapter_sha = None, None
@@ -204,7 +238,7 @@ class TransformersBackend:
         if self._model_sha is None:
             self._model_sha = self._base_sha()
         return {"backend": self.name, "model": self.model_spec, "model_sha256": self._model_sha,
-                "adapter": self.adapter, "adapter_sha256": self._adapter_sha}
+                "adapter": self.adapter, "adapter_sha256": self._adapter_sha, "dtype": self.dtype}
 
     def _base_sha(self) -> str | None:
         from plumcode.models.registry import get_entry, is_registered
