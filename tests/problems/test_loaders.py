@@ -280,3 +280,12 @@ def test_limit_ids_and_incremental_cache(data_dir: Path, tmp_path: Path, cache: 
     full = load_benchmark("mbpp+", f)
     assert cached_ids() == {"Mbpp/900", "Mbpp/901", "Mbpp/902"}  # the rest added, not recomputed
     assert [t.expected for t in full[2].tests] == [3, 4, 5]
+
+
+def test_cache_bigint_packing() -> None:
+    from plumcode.problems.evalplus import _pack_bigints, _unpack_bigint
+
+    v = {"tasks": {"a": [[True, 10**5000, "", 0.1], [True, {"$tuple": [-(10**6000), 7]}, "", 0.2]]}}
+    text = json.dumps(_pack_bigints(v))
+    assert "$plumcode_hexint" in text and len(text) < 10_000  # hex, not 11k decimal digits
+    assert json.loads(text, object_hook=_unpack_bigint) == v
