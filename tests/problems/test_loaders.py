@@ -289,3 +289,6 @@ def test_cache_bigint_packing() -> None:
     text = json.dumps(_pack_bigints(v))
     assert "$plumcode_hexint" in text and len(text) < 10_000  # hex, not 11k decimal digits
     assert json.loads(text, object_hook=_unpack_bigint) == v
+    slow = load_benchmark("mbpp+", f, min_time_limit=3.0, time_limit_factor=10.0)
+    assert all(t.timeout_s >= 3.0 for p in slow for t in p.tests)
+    assert all(t.timeout_s == 1.0 for p in full for t in p.tests)  # EvalPlus default: max(1.0, 4 * tiny)

@@ -19,6 +19,9 @@ def register(sub: argparse._SubParsersAction, name: str, help: str) -> None:
     p.add_argument("--limit", type=int, help="first N problems only")
     p.add_argument("--workers", type=int, help="parallel samples (default: CPU count)")
     p.add_argument("--timeout", type=float, default=5.0, help="per-test seconds for tests without their own")
+    p.add_argument("--min-time-limit", type=float, default=1.0,
+                   help="HumanEval+/MBPP+: per-test limit is max(this, factor * reference time) (EvalPlus: 1.0)")
+    p.add_argument("--time-limit-factor", type=float, default=4.0, help="HumanEval+/MBPP+ factor (EvalPlus: 4.0)")
     p.add_argument("--memory-mb", type=int, default=4096)
     p.add_argument("--k", default="1,10,100", help="comma-separated k values (default 1,10,100)")
     p.add_argument("--no-fail-fast", action="store_true", help="run every test of a failing sample")
@@ -35,7 +38,9 @@ def run(args: argparse.Namespace) -> int:
     from plumcode.sandbox.types import Sample
 
     bench = ALIASES.get(args.benchmark.lower(), args.benchmark.lower())
-    problems = read_problems(args.problems) if args.problems else load_benchmark(bench, args.path, limit=args.limit)
+    problems = read_problems(args.problems) if args.problems else load_benchmark(
+        bench, args.path, limit=args.limit, min_time_limit=args.min_time_limit,
+        time_limit_factor=args.time_limit_factor)
     if args.limit:
         problems = problems[: args.limit]
     if args.samples == "canonical":
