@@ -280,6 +280,9 @@ def test_limit_ids_and_incremental_cache(data_dir: Path, tmp_path: Path, cache: 
     full = load_benchmark("mbpp+", f)
     assert cached_ids() == {"Mbpp/900", "Mbpp/901", "Mbpp/902"}  # the rest added, not recomputed
     assert [t.expected for t in full[2].tests] == [3, 4, 5]
+    slow = load_benchmark("mbpp+", f, min_time_limit=3.0, time_limit_factor=10.0)
+    assert all(t.timeout_s >= 3.0 for p in slow for t in p.tests)
+    assert all(t.timeout_s == 1.0 for p in full for t in p.tests)  # EvalPlus default: max(1.0, 4 * tiny)
 
 
 def test_cache_bigint_packing() -> None:
@@ -289,6 +292,3 @@ def test_cache_bigint_packing() -> None:
     text = json.dumps(_pack_bigints(v))
     assert "$plumcode_hexint" in text and len(text) < 10_000  # hex, not 11k decimal digits
     assert json.loads(text, object_hook=_unpack_bigint) == v
-    slow = load_benchmark("mbpp+", f, min_time_limit=3.0, time_limit_factor=10.0)
-    assert all(t.timeout_s >= 3.0 for p in slow for t in p.tests)
-    assert all(t.timeout_s == 1.0 for p in full for t in p.tests)  # EvalPlus default: max(1.0, 4 * tiny)
