@@ -331,6 +331,13 @@ class TransformersBackend:
                 for r, k in enumerate(ks):
                     out[i][k] = comps[j * c + r]
 
+    def _cache_kw(self) -> str:
+        """transformers >= 5.24 renamed ``past_key_values`` to ``cache`` (old name deprecated)."""
+        import inspect
+
+        base = self.model.get_base_model() if hasattr(self.model, "get_base_model") else self.model
+        return "cache" if "cache" in inspect.signature(base.forward).parameters else "past_key_values"
+
     def _generate_batch(self, uniq: list[list[int]], copies: int, params: SamplingParams) -> list[Completion]:
         """Generate ``copies`` samples of each prompt in ``uniq`` (rows prompt-major).
 
@@ -356,10 +363,11 @@ class TransformersBackend:
             pos = mask_u.cumsum(-1) - 1
             pos.masked_fill_(mask_u == 0, 1)
             cache = DynamicCache()
+            ck = self._cache_kw()
             self.model(input_ids=ids_u[:, :-1].to(dev), attention_mask=mask_u[:, :-1].to(dev),
-                       position_ids=pos[:, :-1].to(dev), past_key_values=cache, use_cache=True, logits_to_keep=1)
+                       position_ids=pos[:, :-1].to(dev), use_cache=True, logits_to_keep=1, **{ck: cache})
             cache.batch_repeat_interleave(copies)
-            kw["past_key_values"] = cache
+            kw[ck] = cache
         input_ids = ids_u.repeat_interleave(copies, dim=0)
         attn = mask_u.repeat_interleave(copies, dim=0)
         seqs = [s for s in uniq for _ in range(copies)]
