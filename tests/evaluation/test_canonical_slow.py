@@ -24,7 +24,9 @@ def test_canonical_passes_all_tests(bench: str, n: int, monkeypatch: pytest.Monk
     monkeypatch.setenv("PLUMCODE_DATA_DIR", str(DATA))
     problems = load_benchmark(bench)
     assert len(problems) == n
-    assert not [p.id for p in problems if p.metadata.get("n_dropped_inputs")]
+    # only Mbpp/255 loses inputs: 5 whose reference outputs are too large to keep (see docs/problems.md)
+    assert {p.id: p.metadata["n_dropped_inputs"] for p in problems if p.metadata.get("n_dropped_inputs")} == (
+        {"Mbpp/255": 5} if bench == "mbpp+" else {})
     r = evaluate(problems, canonical_samples(problems), EvalConfig(fail_fast=True))
     failed = [(pr.problem_id, pr.samples[0].message) for pr in r.problems if pr.n_correct != 1]
     assert not failed, failed
