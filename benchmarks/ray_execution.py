@@ -100,7 +100,8 @@ def pipeline_bench(a: argparse.Namespace) -> dict:
         for i in range(0, len(probs), a.pipeline_batch):
             group = probs[i:i + a.pipeline_batch]
             outs = backend.generate([build_prompt(p, "completion") for p in group], params)
-            yield [Sample(p.id, f"{p.id}#{tag}{k}", extract_code(c.text, p))
+            # the tag keeps the two runs' code distinct: the sandbox's verdict cache must not serve one
+            yield [Sample(p.id, f"{p.id}#{tag}{k}", extract_code(c.text, p) + f"\n# run {tag}\n")
                    for p, comps in zip(group, outs, strict=True) for k, c in enumerate(comps)]
 
     def run(batch):
