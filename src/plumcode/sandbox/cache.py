@@ -37,7 +37,8 @@ def problem_fingerprint(p: Problem) -> str:
 
 
 def cache_key(code: str, fingerprint: str, config: Any, version: str) -> str:
-    limits = f"{config.timeout_s}|{config.memory_mb}|{int(config.fail_fast)}|{config.job_timeout_s}"
+    limits = (f"{config.timeout_s}|{config.memory_mb}|{int(config.fail_fast)}|{config.job_timeout_s}|"
+              f"{getattr(config, 'timeout_factor', 1.0)}|{getattr(config, 'timeout_grace_s', 0.0)}")
     return sha256_text(code, fingerprint, limits, version)
 
 
