@@ -186,3 +186,19 @@ def test_inputs_mode_respects_the_input_contract(canned, add_problem, runner):
     rec = synthesize_tests([p], canned("", INPUTS), TestgenConfig(validate=("inputs",), timeout_s=1.0,
                            inputs_from_asserts=False, use_contract=False), runner=runner)[0]
     assert len(rec["kept"]) == 4
+
+
+def test_inputs_mode_uses_the_benchmarks_output_oracle(canned, runner):
+    """EvalPlus set-equality tasks: a reference-computed test compares like the ground truth does."""
+    from plumcode.problems import evalplus as ep
+
+    p = Problem("Mbpp/2", "shared elements of two tuples", entry_point="similar_elements", source="mbpp+",
+                reference_solution="def similar_elements(a, b):\n    return tuple(set(a) & set(b))\n",
+                setup=ep.ORACLE_HELPERS, metadata={"special_oracle": "set_eq"})
+    rec = synthesize_tests([p], canned("", "similar_elements((3, 4, 5), (5, 4, 9))"),
+                           TestgenConfig(validate=("inputs",), timeout_s=2.0), runner=runner)[0]
+    assert len(rec["kept"]) == 1 and rec["kept"][0]["kind"] == "assert"
+    syn = problems_with_synthetic_tests([p], [rec])
+    as_list = "def similar_elements(a, b):\n    return list(set(a) & set(b))\n"
+    res = runner.run_many([(syn[0], [as_list, "def similar_elements(a, b):\n    return (4,)\n"])])[0]
+    assert [r[0].status for r in res] == ["pass", "fail"]

@@ -226,6 +226,24 @@ def contracted_reference(problem: Problem) -> str | None:
     return ref
 
 
+def _oracle_test(p: Problem, args: tuple, o: Any) -> TestCase | None:
+    """A test with the benchmark's own output comparison, for EvalPlus problems whose ground truth
+    is not plain equality (``metadata["special_oracle"]``: set equality, tolerance, ...), built by
+    the same code that builds their ground-truth tests."""
+    if not p.metadata.get("special_oracle") or p.source not in ("humaneval+", "mbpp+") or not p.entry_point:
+        return None
+    try:
+        from plumcode.problems import evalplus as ep
+
+        dataset = "humaneval" if p.source == "humaneval+" else "mbpp"
+        tests, _ = ep.build_tests(dataset, p.entry_point, [list(args)],
+                                  [[True, values.encode(o.value), "", o.duration_s]], p.metadata.get("atol", 0) or 0)
+    except Exception as e:  # noqa: BLE001 - fall back to plain equality
+        log.debug("%s: no oracle test (%s)", p.id, e)
+        return None
+    return tests[0] if tests else None
+
+
 def _add_input_tests(w: _Work, config: TestgenConfig, runner: Runner) -> None:
     """Inputs mode: reference outputs for LM-proposed inputs become call/stdio tests."""
     p, g = w.problem, w.gen
@@ -237,7 +255,9 @@ def _add_input_tests(w: _Work, config: TestgenConfig, runner: Runner) -> None:
         inputs = parse_stdio_inputs(g.inputs_completions, prefix=g.inputs_prompt.prefix if g.inputs_prompt else "")
         w.n_input_proposals = len(inputs)
         if config.inputs_from_asserts:
-            inputs += [c.test.input or "" for c in w.cands if c.test.input not in inputs]
+            reused_in = [c.test.input or "" for c in w.cands if c.test.input not in inputs]
+            inputs += reused_in
+            w.n_input_proposals += len(reused_in)
         outs = runner.stdio_reference(p.reference_solution, inputs) if inputs else []
         for inp, o in zip(inputs, outs, strict=True):
             key = f"stdio-input:{inp}"
@@ -259,7 +279,9 @@ def _add_input_tests(w: _Work, config: TestgenConfig, runner: Runner) -> None:
         seen = {x.key for x in props}
         asserted = parse_input_calls([c.test.code or "" for c in w.cands if c.origin == "model"],
                                      p.entry_point or "", sig, [])
-        props += [x for x in asserted if x.key not in seen]
+        reused = [x for x in asserted if x.key not in seen]
+        props += reused
+        w.n_input_proposals += len(reused)  # each is a candidate test of its own
     budget = config.max_candidates
     props = props[:budget]
     ref = (contracted_reference(p) if config.use_contract else None) or p.reference_solution
@@ -287,8 +309,8 @@ def _add_input_tests(w: _Work, config: TestgenConfig, runner: Runner) -> None:
                 w.cands.append(c)
                 continue
             atol = config.float_atol if _has_float(o.value) else 0.0
-            c = Candidate(TestCase("call", args=prop.args, expected=o.value, atol=atol), key, origin="inputs",
-                          status="valid", stage="inputs", meta={"call": prop.source})
+            test = _oracle_test(p, prop.args, o) or TestCase("call", args=prop.args, expected=o.value, atol=atol)
+            c = Candidate(test, key, origin="inputs", status="valid", stage="inputs", meta={"call": prop.source})
         w.cands.append(c)
 
 
