@@ -50,3 +50,13 @@ def test_untrainable() -> None:
     assert _untrainable([pos, neg], "kto") is None and _untrainable([pos], "sft") is None
     assert _untrainable([{"prompt": "p", "chosen": "a", "rejected": "b"}], "dpo") is None
     assert _untrainable([pos, neg], "dpo")
+
+
+def test_stage_options_are_checked_against_the_stage_config() -> None:
+    from plumcode.preference import PreferenceConfig
+
+    stages.check_options(PreferenceConfig, {"pairing": "best_worst"}, "preference")
+    with pytest.raises(ValueError, match="preference.options: unknown field"):
+        stages.check_options(PreferenceConfig, {"pairng": "best_worst"}, "preference")
+    cfg = stages.build_config(PreferenceConfig, {"format": "paired", "not_a_field": 1}, what="preference")
+    assert cfg.format == "paired"

@@ -450,23 +450,3 @@ def evaluate(problems_path: Path, samples_path: Path, ec: Any, sb: Any, verdicts
         out[f"pass@{k}"] = round(sum(vals) / len(vals), 6) if vals else None
     out["per_problem"] = {pid: {"n": len(x), "c": sum(x)} for pid, x in per.items()}
     return out
-
-
-# -- helpers -----------------------------------------------------------------------------------------
-
-def _first_attr(mod: Any, names: tuple[str, ...]) -> Any:
-    for n in names:
-        if hasattr(mod, n):
-            return getattr(mod, n)
-    raise RuntimeError(f"{mod.__name__} exposes none of {', '.join(names)} (stage API mismatch)")
-
-
-def _accepts(fn: Any, n_positional: int) -> bool:
-    import inspect
-
-    try:
-        params = [p for p in inspect.signature(fn).parameters.values()
-                  if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
-    except (TypeError, ValueError):
-        return False
-    return len(params) >= n_positional
