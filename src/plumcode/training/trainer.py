@@ -427,6 +427,7 @@ def train(preferences_path: str | Path, model_spec: Any, config: TrainConfig | N
                         metrics[key] = metrics.get(key, 0.0) + v
                         counts[key] = counts.get(key, 0) + 1
             gn = accel.clip_grad_norm_(params, cfg.max_grad_norm) if cfg.max_grad_norm else None
+            lr_used = sched.get_last_lr()[0]
             opt.step()
             sched.step()
             opt.zero_grad(set_to_none=True)
@@ -434,7 +435,7 @@ def train(preferences_path: str | Path, model_spec: Any, config: TrainConfig | N
             rec = {k: metrics[k] / counts[k] for k in metrics}
             last_loss = rec.get("loss", float("nan"))
             rec |= {"step": step, "total_steps": total_steps, "epoch": round(step * per_step / n_micro, 4),
-                    "lr": sched.get_last_lr()[0], "sec": time.time() - ts, "cpu_sec": time.process_time() - tc}
+                    "lr": lr_used, "sec": time.time() - ts, "cpu_sec": time.process_time() - tc}
             if gn is not None:
                 rec["grad_norm"] = float(gn)
             history.append(rec)
