@@ -12,7 +12,7 @@ from plumcode.sandbox import SandboxConfig, execute
 from plumcode.sandbox.types import Sample
 
 PROBS = [Problem("p", "add one", entry_point="f", tests=[TestCase("assert", code="assert f(1) == 2")])]
-CFG = SandboxConfig(workers=2)
+CFG = SandboxConfig(workers=2, timeout_s=30.0)
 
 
 def _batches(n_batches: int, per: int, gen_s: float, tag: str, work: int = 2_000_000):
