@@ -15,9 +15,12 @@ def test_default_model_writes_valid_tests(runner):
     from plumcode.testgen import TestgenConfig, synthesize_tests
 
     probs = load_benchmark("humaneval+", with_expected=False)[:1] + load_benchmark("mbpp+", with_expected=False)[:1]
-    backend = gen.load_backend("default")
+    import importlib.util
+
+    spec = "llama-cpp:default?threads=1" if importlib.util.find_spec("llama_cpp") else "default"
+    backend = gen.load_backend(spec)
     try:
-        recs = synthesize_tests(probs, backend, TestgenConfig(validate=("reference", "inputs"), max_tokens=320,
+        recs = synthesize_tests(probs, backend, TestgenConfig(validate=("reference", "inputs"), max_tokens=192,
                                                               n_tests=6, n_inputs=6), runner=runner)
     finally:
         backend.close()
