@@ -27,9 +27,20 @@ class LocalCluster:
         self.n_workers = n_workers
 
     def crash_worker_node(self, index: int = 0) -> None:
-        """Kill a worker node's processes abruptly, as when a machine dies."""
+        """Kill a worker node's processes abruptly, as when a machine dies: its raylet and object
+        store (``remove_node``) and its worker processes, which would otherwise keep serving
+        direct actor calls until they notice their raylet is gone."""
         node = self.workers.pop(index)
+        raylets = [p.process.pid for p in node.all_processes.get("raylet", [])]
+        assert raylets, "no raylet process recorded for this node"
+        out = subprocess.run(["ps", "-eo", "pid,ppid"], capture_output=True, text=True, check=True).stdout
+        workers = [int(a) for a, b in (line.split() for line in out.splitlines()[1:]) if int(b) in raylets]
         self.cluster.remove_node(node, allow_graceful=False)
+        for pid in workers:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
 
     def restore(self) -> None:
         while len(self.workers) < self.n_workers:
