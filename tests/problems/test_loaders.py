@@ -163,7 +163,7 @@ def test_lcb_private_tests_decoding(tmp_path: Path) -> None:
             return (print, ("pwned",))
 
     evil = base64.b64encode(zlib.compress(pickle.dumps(Evil()))).decode()
-    with pytest.raises(ValueError, match="refusing to load builtins.print"):
+    with pytest.raises(ValueError, match="refusing to load .*only plain data"):
         decode_test_cases(evil)
     rec = {"question_id": "q1", "question_content": "Double.", "starter_code": "", "difficulty": "easy",
            "public_test_cases": json.dumps([{"input": "1\n", "output": "2\n", "testtype": "stdin"}]),
