@@ -89,6 +89,17 @@ def test_inputs_are_fresh_copies_per_test():
     assert v.passed
 
 
+def test_a_long_gil_holding_call_does_not_time_out_earlier_finished_tests():
+    # sum(range(n)) runs in C without releasing the GIL; replies of the quick tests before it must
+    # already be on their way, or the judge would see test 0 late and call it a timeout.
+    n = 30_000_000
+    p = Problem(id="gil", instruction="t", entry_point="f", tests=[
+        call([10], 45, timeout_s=0.05), call([5], 10, timeout_s=0.05), call([n], n * (n - 1) // 2, timeout_s=30)])
+    cfg = SandboxConfig(workers=1, timeout_factor=1.0, timeout_grace_s=0.0)
+    v = run(p, {"s": "def f(n):\n    return sum(range(n))\n"}, cfg)["s"]
+    assert [t.status for t in v.tests] == ["pass", "pass", "pass"], v.tests
+
+
 def test_assert_tests_mbpp_and_humaneval_styles():
     mbpp = Problem(id="mbpp", instruction="t", entry_point="max_chain_length", setup="import math", tests=[
         TestCase("assert", code="assert max_chain_length([Pair(5, 24), Pair(15, 25), Pair(27, 40)], 3) == 2"),

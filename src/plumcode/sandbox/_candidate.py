@@ -94,9 +94,10 @@ class _Server:
         return _HandleUnpickler(io.BytesIO(data), self).load()
 
     def reply(self, msg: Any, flush: bool = True) -> None:
-        """Queue one reply; it is sent at once when ``flush``, when 128 are queued, or by the
-        flusher thread about 4 ms later. The judge times each test from the previous reply's
-        arrival, so holding replies back only ever makes its deadlines later, never earlier."""
+        """Queue one reply; it is sent at once when ``flush``, when 2048 frames are queued, or by
+        the flusher thread about 4 ms later. Call-test replies are always flushed: the judge times
+        each test from the previous reply's arrival, and a held reply would make it time out a
+        finished test while a later call holds the GIL."""
         if os.getpid() != self.pid:  # a fork of the candidate returned into the server: mute it
             os._exit(0)
         try:
@@ -176,15 +177,17 @@ class _Server:
             for _ in batch:
                 self.reply(err)
             return
-        last = len(batch) - 1
-        for k, raw in enumerate(batch):
+        for raw in batch:
             try:
                 args = pickle.loads(raw)  # call-test inputs are plain data: fresh copies
                 out = fn(*args)
                 msg: tuple = ("ok", out)
             except BaseException as e:  # noqa: BLE001
                 msg = self.exc(e)
-            self.reply(msg, flush=k == last)
+            # Sent before the next call starts: a later call that holds the GIL in C for seconds
+            # (sum(range(10**9))) would starve the flusher thread, and the judge would time out an
+            # earlier, finished test whose reply sat in the buffer.
+            self.reply(msg, flush=True)
 
     def remote(self, op: str, target: Any, blob: bytes) -> Any:
         obj = self.handles[target] if type(target) is int else self.resolve(target)

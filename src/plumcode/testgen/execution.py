@@ -100,7 +100,7 @@ class SandboxRunner:
                 for r in res]
 
 
-# -- fallback -------------------------------------------------------------------------------------
+
 
 def default_runner(timeout_s: float = 3.0, sandbox_config: Any = None) -> Runner:
     """The sandbox runner: model-written tests and programs never run outside the sandbox."""
