@@ -407,13 +407,10 @@ def train(prefs_path: Path, model_spec: str, cfg: Any, out_dir: Path, *, seed: i
 
 
 def pass_at_k(n: int, c: int, k: int) -> float:
-    """Unbiased pass@k estimator (Chen et al. 2021): 1 - C(n-c, k) / C(n, k)."""
-    if n - c < k:
-        return 1.0
-    prod = 1.0
-    for i in range(n - c + 1, n + 1):
-        prod *= 1.0 - k / i
-    return 1.0 - prod
+    """Unbiased pass@k of one problem (the evaluation package's estimator)."""
+    from plumcode.evaluation.passk import per_problem_pass_at_k
+
+    return per_problem_pass_at_k(n, c, (k,))[f"pass@{k}"]
 
 
 def evaluate(problems_path: Path, samples_path: Path, ec: Any, sb: Any, verdicts_path: Path, *,
