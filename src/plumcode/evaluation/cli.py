@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from plumcode.distributed.cli import add_ray_arguments
+
 
 def register(sub: argparse._SubParsersAction, name: str, help: str) -> None:
     p = sub.add_parser(name, help=help, description=help + ". Samples are JSONL lines "
@@ -17,7 +19,8 @@ def register(sub: argparse._SubParsersAction, name: str, help: str) -> None:
     p.add_argument("--problems", help="Problem JSONL to evaluate against instead of --benchmark's loader")
     p.add_argument("--out", help="results JSON (written atomically)")
     p.add_argument("--limit", type=int, help="first N problems only")
-    p.add_argument("--workers", type=int, help="parallel samples (default: CPU count)")
+    p.add_argument("--workers", type=int,
+                   help="parallel samples (default: CPU count; with --ray-address: per node, default its CPUs)")
     p.add_argument("--timeout", type=float, default=5.0, help="per-test seconds for tests without their own")
     p.add_argument("--min-time-limit", type=float, default=1.0,
                    help="HumanEval+/MBPP+: per-test limit is max(this, factor * reference time) (EvalPlus: 1.0)")
@@ -27,10 +30,12 @@ def register(sub: argparse._SubParsersAction, name: str, help: str) -> None:
     p.add_argument("--no-fail-fast", action="store_true", help="run every test of a failing sample")
     p.add_argument("--cache", help="sqlite verdict cache path")
     p.add_argument("--no-progress", action="store_true")
+    add_ray_arguments(p)
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    from plumcode.distributed.cli import ray_options
     from plumcode.evaluation.core import EvalConfig, canonical_samples, evaluate
     from plumcode.io import atomic_write_json, read_jsonl
     from plumcode.problems.loaders import ALIASES, load_benchmark
@@ -49,7 +54,8 @@ def run(args: argparse.Namespace) -> int:
         samples = [Sample.from_json(rec, args.samples, line) for line, rec in read_jsonl(args.samples)]
     cfg = EvalConfig(workers=args.workers, timeout_s=args.timeout, memory_mb=args.memory_mb,
                      fail_fast=not args.no_fail_fast, cache_path=args.cache,
-                     ks=tuple(int(k) for k in args.k.split(",") if k.strip()), progress=not args.no_progress)
+                     ks=tuple(int(k) for k in args.k.split(",") if k.strip()), progress=not args.no_progress,
+                     ray_address=args.ray_address, ray_options=ray_options(args)[1] if args.ray_address else None)
     res = evaluate(problems, samples, cfg, benchmark=bench)
     print(res.table())
     if args.out:

@@ -135,7 +135,11 @@ class EvaluationConfig(_Strict):
 class SandboxLimits(_Strict):
     timeout_s: float = Field(5.0, gt=0, description="wall time per test")
     memory_mb: int = Field(1024, ge=64, description="address-space limit per execution")
-    workers: int | None = Field(None, ge=1, description="parallel executions (None: CPU count)")
+    workers: int | None = Field(None, ge=1, description=(
+        "parallel executions (None: CPU count; with ray_address: per node, None: each node's CPUs)"))
+    ray_address: str | None = Field(None, description=(
+        "execute the round's samples on Ray: 'local' (a private local instance), 'auto' (the cluster this "
+        "machine joined with `ray start`), host:port or ray://host:10001; None: the local process pool"))
     options: dict[str, Any] = Field(default_factory=dict, description="extra sandbox config fields, passed through")
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
-import re
 from pathlib import Path
 from typing import Any
 
@@ -125,102 +124,29 @@ def _mbpp_train(path: str | None) -> list[Problem]:
 def load_benchmark(name: str, path: str | None, *, with_tests: bool = True, limit: int | None = None
                    ) -> list[Problem]:
     """A named benchmark (its first ``limit`` problems), or the user's own evaluation set: any name
-    with a Problem-JSONL ``path``."""
-    from plumcode.problems import loaders
+    with a Problem-JSONL ``path``.
 
-    key = loaders.ALIASES.get(name.lower(), name.lower())
-    if path is not None and key not in loaders.BENCHMARKS:
-        return read_problems(path)[:limit]
-    fn = _problems_api("load_benchmark")
-    if not with_tests:  # decontamination needs the texts only (skips computing HumanEval+/MBPP+ outputs)
-        try:
-            return list(fn(name, path, with_expected=False))[:limit]
-        except TypeError:
-            pass
-    if limit is not None and key in ("humaneval+", "mbpp+"):
-        try:
-            return _plus_slice(key, path, limit)
-        except Exception as e:  # private loader internals moved: fall back to the full load
-            log.warning("loading a %s slice directly failed (%s); loading all of it", key, e)
-    return list(fn(name, path))[:limit]
-
-
-def _plus_slice(key: str, path: str | None, limit: int) -> list[Problem]:
-    """The first ``limit`` HumanEval+/MBPP+ problems with expected outputs computed for those only.
-
-    The full load computes (or reads from cache) the expected outputs of every plus input of every
-    problem: minutes and several GB for HumanEval+, too much for a laptop demo that evaluates a slice.
+    ``limit`` is applied before HumanEval+/MBPP+ expected outputs are computed (a laptop demo
+    evaluating a slice does not pay minutes and GBs for the whole set); ``with_tests=False``
+    skips computing them at all (decontamination needs the texts only).
     """
-    from plumcode.io import sha256_file
-    from plumcode.problems import evalplus as ep
-    from plumcode.problems import loaders
-    from plumcode.problems.sources import find_local, iter_records
+    from plumcode.problems import BENCHMARKS
+    from plumcode.problems import load_benchmark as _load
+    from plumcode.problems.loaders import ALIASES
 
-    spec = loaders.BENCHMARKS[key]
-    src = Path(path) if path is not None else find_local(spec.local)
-    if src is None:
-        raise FileNotFoundError(f"{key}: no local copy")
-    records = list(iter_records(src))[:limit]
-    digest = sha256_file(src)[:32] + f"-first{limit}"
-    return loaders._BUILDERS[key](records, str(src), digest=digest, with_expected=True, workers=None,
-                                  min_time_limit=ep.DEFAULT_MIN_TIME_LIMIT, factor=ep.DEFAULT_GT_TIME_LIMIT_FACTOR)
-
-
-def _words(text: str) -> list[str]:
-    return re.findall(r"[a-z0-9]+", text.lower())
-
-
-def ngram_overlap(train: list[Problem], bench: list[Problem], n: int) -> tuple[list[Problem], list[dict]]:
-    """Drop training problems whose instruction (or reference) shares a word n-gram with a benchmark
-    problem's instruction, prompt or reference (the loop's own check, used when the problems
-    package has none)."""
-    index: dict[tuple[str, ...], str] = {}
-    for b in bench:
-        for text in (b.instruction, b.prompt or "", b.reference_solution or ""):
-            w = _words(text)
-            for i in range(len(w) - n + 1):
-                index.setdefault(tuple(w[i:i + n]), b.id)
-    kept, dropped = [], []
-    for p in train:
-        hit = None
-        for text in (p.instruction, p.reference_solution or ""):
-            w = _words(text)
-            for i in range(len(w) - n + 1):
-                if (g := tuple(w[i:i + n])) in index:
-                    hit = (index[g], " ".join(g))
-                    break
-            if hit:
-                break
-        if hit:
-            dropped.append({"id": p.id, "instruction": p.instruction[:200], "matched": hit[0], "ngram": hit[1]})
-        else:
-            kept.append(p)
-    return kept, dropped
+    key = ALIASES.get(name.lower(), name.lower())
+    if path is not None and key not in BENCHMARKS:
+        return read_problems(path)[:limit]
+    return _load(name, path, limit=limit, with_expected=with_tests)
 
 
 def decontaminate(train: list[Problem], bench: list[Problem], n: int) -> tuple[list[Problem], list[dict]]:
-    fn = _problems_api("decontaminate")
-    if fn is None:
-        return ngram_overlap(train, bench, n)
-    kept, dropped = fn(train, bench, n=n)
-    out = []
-    for d in dropped:
-        if hasattr(d, "to_json"):
-            rec = d.to_json()
-            prob = getattr(d, "problem", None)
-            if isinstance(prob, Problem):
-                rec.setdefault("instruction", prob.instruction[:200])
-            out.append(rec)
-        elif isinstance(d, Problem):
-            out.append({"id": d.id, "instruction": d.instruction[:200]})
-        elif isinstance(d, tuple) and d and isinstance(d[0], Problem):
-            out.append({"id": d[0].id, "instruction": d[0].instruction[:200],
-                        "matched": [str(x) for x in d[1:]]})
-        elif isinstance(d, dict):
-            out.append(d)
-        else:
-            out.append({"item": str(d)})
-    return list(kept), out
+    """``plumcode.problems.decontaminate`` (word ``n``-grams of text, 30-grams of code, identical
+    instructions), with each dropped problem as a JSON record for ``decontamination.json``."""
+    from plumcode.problems import decontaminate as _decontaminate
+
+    kept, dropped = _decontaminate(train, bench, n=n)
+    return kept, [d.to_json() | {"instruction": d.problem.instruction[:200]} for d in dropped]
 
 
 # -- policy backends ---------------------------------------------------------------------------------
@@ -315,15 +241,19 @@ def execute(problems_path: Path, samples_path: Path, out_path: Path, sb: Any) ->
     Samples of problems that kept no test (possible when tests are made after sampling, for
     agreement validation) are left out through an executable subset written beside the samples.
     """
-    from plumcode.sandbox import execute_file
-
     ids = {p.id for p in read_problems(problems_path)}
     samples = load_jsonl(samples_path)
     src = samples_path
     if any(str(s["problem_id"]) not in ids for s in samples):
         src = samples_path.with_name(samples_path.stem + ".executable.jsonl")
         atomic_write_jsonl(src, [s for s in samples if str(s["problem_id"]) in ids])
-    res = execute_file(problems_path, src, out_path, sandbox_config(sb))
+    ray_address = getattr(sb, "ray_address", None)
+    if ray_address:
+        res = _execute_file_ray(problems_path, src, out_path, sb, ray_address)
+    else:
+        from plumcode.sandbox import execute_file
+
+        res = execute_file(problems_path, src, out_path, sandbox_config(sb))
     verdicts = load_jsonl(out_path)
     vids = [v["sample_id"] for v in verdicts]
     if len(set(vids)) != len(vids):
@@ -336,7 +266,28 @@ def execute(problems_path: Path, samples_path: Path, out_path: Path, sb: Any) ->
            "pass_rate": round(passed / len(verdicts), 4) if verdicts else 0.0, "statuses": statuses}
     if isinstance(res, dict):
         out.update({k: res[k] for k in ("executed", "skipped_existing", "cached", "isolation") if k in res})
+        if "ray" in res:
+            ray = res["ray"]
+            out["ray"] = {"nodes": len(ray["nodes"]), "chunks_retried": ray["chunks_retried"],
+                          "actors_lost": ray["actors_lost"]}
     return out
+
+
+def _execute_file_ray(problems_path: Path, samples_path: Path, out_path: Path, sb: Any,
+                      ray_address: str) -> dict[str, Any]:
+    """``execute_file`` on Ray (same verdict file, same resume rule); a Ray instance or
+    connection made here is closed afterwards, so training never shares the machine with it."""
+    from plumcode.distributed.execution import RayExecOptions, execute_file_ray
+    from plumcode.distributed.raycluster import connect, import_ray
+
+    address = None if ray_address == "local" else ray_address
+    started = connect(address)
+    try:
+        return execute_file_ray(problems_path, samples_path, out_path, sandbox_config(sb), address,
+                                options=RayExecOptions(workers_per_node=sb.workers))
+    finally:
+        if started:
+            import_ray().shutdown()
 
 
 def preferences(samples: list[dict], verdicts: list[dict], pc: Any, objective: str, out_path: Path, *,

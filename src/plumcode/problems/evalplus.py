@@ -15,7 +15,6 @@ from __future__ import annotations
 import logging
 import math
 import os
-import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -27,11 +26,6 @@ from plumcode.problems.oracle import call_reference
 from plumcode.problems.schema import TestCase
 
 log = logging.getLogger(__name__)
-
-# HumanEval/83 and /139 expect integers with more than 4300 digits; JSON round trips of these
-# tests (cache, problems.jsonl) need Python's int<->str digit limit lifted (process-wide).
-if hasattr(sys, "set_int_max_str_digits"):
-    sys.set_int_max_str_digits(0)
 
 DEFAULT_MIN_TIME_LIMIT = 1.0  # evalplus.config.DEFAULT_MIN_TIME_LIMIT
 DEFAULT_GT_TIME_LIMIT_FACTOR = 4.0  # evalplus.config.DEFAULT_GT_TIME_LIMIT_FACTOR
