@@ -130,6 +130,9 @@ class EvaluationConfig(_Strict):
     max_tokens: int = Field(512, ge=16, description="max new tokens per evaluation sample")
     k: list[int] = Field(default_factory=lambda: [1], description="k values for pass@k")
     baseline: bool = Field(True, description="also evaluate the initial policy (baseline/eval.json)")
+    rounds: Literal["all", "last"] = Field("all", description=(
+        "evaluate the policy after every round (all) or only after the last (last: online runs on full "
+        "benchmarks, where each evaluation costs as much as a round)"))
 
 
 class SandboxLimits(_Strict):

@@ -23,7 +23,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from plumcode.io import atomic_write_json, atomic_write_text, load_jsonl
+from plumcode.io import JsonlAppender, atomic_write_json, atomic_write_text, load_jsonl
 from plumcode.loop import stages
 from plumcode.loop.config import RunConfig, dump_config, load_config
 from plumcode.loop.state import RunState
@@ -78,25 +78,42 @@ class Runner:
                 (f"{key}/preferences", lambda rd=rd: self._preferences(rd)),
                 (f"{key}/train", lambda r=r, rd=rd: self._train(r, rd)),
             ]
-            if cfg.evaluation.benchmarks:
+            if cfg.evaluation.benchmarks and (cfg.evaluation.rounds == "all" or r == cfg.rounds - 1):
                 steps.append((f"{key}/eval", lambda r=r, rd=rd: self._evaluate(rd, self.policy_spec(r + 1))))
         return steps
 
-    def run(self) -> RunState:
+    def run(self, *, until: str | None = None, deadline: float | None = None) -> RunState:
+        """Run every stage not yet complete; with ``until``, stop after that stage (a trunk that
+        other runs :func:`~plumcode.loop.fork.fork` from); with ``deadline`` (epoch seconds), start
+        no stage after it (a sitting of a long experiment; rerunning continues)."""
         self.dir.mkdir(parents=True, exist_ok=True)
         with _RunLock(self.dir), _sigterm_as_interrupt():
             atomic_write_text(self.dir / "config.yaml", dump_config(self.cfg))
             self.state.finished = False
             t0 = time.time()
             steps = self.plan()
+            if until is not None:
+                keys = [k for k, _ in steps]
+                if until not in keys:
+                    raise ValueError(f"until={until!r} is not a stage of this run ({', '.join(keys)})")
+                steps = steps[:keys.index(until) + 1]
+            paused = False
             try:
                 for i, (key, fn) in enumerate(steps, 1):
+                    if deadline is not None and time.time() > deadline and not self.state.is_done(key):
+                        self.echo(f"[plumcode] deadline reached: pausing before {key} (rerun to continue)")
+                        paused = True
+                        break
                     self._stage(f"({i}/{len(steps)}) ", key, fn)
             finally:
                 self._close_backends()
-            self.state.finished = True
-            self.state.save()
-        self.echo(f"[plumcode] run complete in {time.time() - t0:.0f}s: {self.dir}")
+            if paused:
+                return self.state
+            if until is None:
+                self.state.finished = True
+                self.state.save()
+        self.echo(f"[plumcode] {'run complete' if until is None else f'stages up to {until} complete'} "
+                  f"in {time.time() - t0:.0f}s: {self.dir}")
         return self.state
 
     def _stage(self, prefix: str, key: str, fn: Callable[[], dict[str, Any] | None]) -> None:
@@ -261,18 +278,42 @@ class Runner:
         ec = self.cfg.evaluation
         results: dict[str, Any] = {}
         backend = self.backend(spec)
+        greedy = ec.temperature == 0.0 and ec.n == 1
+        done: dict[tuple, dict] = {}  # greedy: a prompt already answered for an earlier benchmark
         for b in ec.benchmarks:
             problems = stages.read_problems(self.dir / "benchmarks" / f"{_safe(b.name)}.jsonl")
             samples_path = out_dir / "eval" / f"{_safe(b.name)}.samples.jsonl"
+            if greedy:
+                _reuse_greedy(problems, done, samples_path)
             stages.sample(problems, backend, samples_path, n=ec.n, temperature=ec.temperature, top_p=1.0,
                           max_tokens=ec.max_tokens, seed=self.cfg.seed, batch_size=self.cfg.sampling.batch_size,
                           desc=f"eval {b.name}")
+            if greedy:
+                keys = {p.id: _prompt_key(p) for p in problems}
+                for rec in load_jsonl(samples_path):
+                    done.setdefault(keys.get(str(rec["problem_id"]), ()), rec)
             results[b.name] = stages.evaluate(self.dir / "benchmarks" / f"{_safe(b.name)}.jsonl", samples_path,
                                               ec, self.cfg.sandbox,
                                               out_dir / "eval" / f"{_safe(b.name)}.verdicts.jsonl",
                                               benchmark=b.name)
         atomic_write_json(out_dir / "eval.json", {"policy": spec, "benchmarks": results})
         return {"policy": spec, **{f"pass@1[{k}]": v.get("pass@1") for k, v in results.items()}}
+
+
+def _prompt_key(p: Any) -> tuple:
+    return (p.id, p.instruction, p.prompt, p.entry_point)
+
+
+def _reuse_greedy(problems: list, done: dict[tuple, dict], samples_path: Path) -> int:
+    """Copy greedy answers to identical prompts from an earlier benchmark of the same evaluation
+    (HumanEval and HumanEval+ share 163 of 164 prompts): greedy decoding would only repeat them."""
+    have = {str(r["problem_id"]) for r in load_jsonl(samples_path)} if samples_path.exists() else set()
+    recs = [done[_prompt_key(p)] for p in problems if p.id not in have and _prompt_key(p) in done]
+    if recs:
+        with JsonlAppender(samples_path) as out:
+            for r in recs:
+                out.write(r)
+    return len(recs)
 
 
 def _untrainable(records: list[dict], objective: str) -> str | None:
