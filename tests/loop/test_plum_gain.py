@@ -1,0 +1,101 @@
+"""benchmarks/plum_gain.py end to end on a tiny model: a trunk, every arm forked from it, a sitting
+that runs out of time and a second one that finishes, and the results file with paired CIs."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+from plumcode.io import load_jsonl
+from plumcode.loop.state import RunState
+from plumcode.problems.schema import Problem, TestCase, write_problems
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parents[1]
+ADD = "def add(a, b):\n    return a + b\n"
+
+
+def _script():
+    spec = importlib.util.spec_from_file_location("plum_gain", ROOT / "benchmarks" / "plum_gain.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def _problems() -> tuple[list[Problem], list[Problem]]:
+    train = [Problem(id=f"t/{i}", instruction=f"Write a function add(a, b) that returns the sum of a and b ({w}).",
+                     entry_point="add", reference_solution=ADD) for i, w in enumerate(("ints", "floats", "any"))]
+    bench = [Problem(id=f"b/{i}", instruction=f"Write a function add(a, b) returning a + b. Case {i}.",
+                     entry_point="add", reference_solution=ADD,
+                     tests=[TestCase("assert", code=f"assert add({i}, 2) == {i + 2}\n")]) for i in range(4)]
+    return train, bench
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from plumcode.generation import build_prompt
+    from plumcode.testgen.prompts import render
+
+    sys.path.insert(0, str(HERE))
+    try:
+        from tiny_coder import build_tiny_coder
+    finally:
+        sys.path.remove(str(HERE))
+    train, bench = _problems()
+    prompts = [render("tests", p, "chat", 3).prompt for p in train]
+    prompts += [build_prompt(p, "chat") for p in train + bench]
+    return build_tiny_coder(tmp_path_factory.mktemp("tiny-coder"), prompts)
+
+
+def test_experiment_sittings_arms_and_results(tmp_path: Path, tiny: Path, capsys: pytest.CaptureFixture) -> None:
+    train, bench = _problems()
+    write_problems(tmp_path / "train.jsonl", train)
+    write_problems(tmp_path / "bench.jsonl", bench)
+    (tmp_path / "base.yaml").write_text(f"""
+name: g
+seed: 0
+problems: {{source: {tmp_path / 'train.jsonl'}, decontaminate: false}}
+testgen: {{model: policy, max_tokens: 72, n_tests: 3, max_tests: 4, validation: [reference]}}
+policy: {{model: "hf:{tiny}", lora: {{r: 4, alpha: 8}}}}
+sampling: {{n: 4, temperature: 1.3, max_tokens: 72}}
+training: {{objective: kto, epochs: 1, batch_size: 4, learning_rate: 1.0e-3, max_length: 256}}
+evaluation: {{benchmarks: [{{name: tiny-bench, path: {tmp_path / 'bench.jsonl'}}}], max_tokens: 72, rounds: last}}
+sandbox: {{timeout_s: 3.0, workers: 2}}
+""")
+    g = _script()
+    wd, results = tmp_path / "wd", tmp_path / "res" / "plum_gain.json"
+    common = ["--config", str(tmp_path / "base.yaml"), "--workdir", str(wd), "--results", str(results)]
+    # sitting 1: out of time at once: nothing starts, nothing is lost, the table says what is pending
+    assert g.main(common + ["--budget-min", "0"]) == 0
+    res = json.loads(results.read_text())
+    assert res["arms"] == [] and set(res["status"].values()) == {"pending"}
+    # sitting 2 finishes every arm
+    assert g.main(common) == 0
+    res = json.loads(results.read_text())
+    assert [r["arm"] for r in res["arms"]] == ["initial", "plum-kto-offline", "plum-kto-online", "rft", "plum-dpo"]
+    assert set(res["status"].values()) == {"done"}
+    trunk = wd / "trunk"
+    for r in res["arms"][1:]:
+        assert 0.0 <= r["tiny-bench"] <= 100.0
+        ci = r["ci95"]["tiny-bench"]
+        assert ci["low"] <= ci["delta"] <= ci["high"] and ci["n"] == 4
+        run = Path(r["config"]).parent
+        st = RunState.load(run)
+        assert st.finished and st.summary("tests")["forked_from"] == str(trunk)
+        # every arm trained on the trunk's tests
+        assert (run / "tests.jsonl").read_bytes() == (trunk / "tests.jsonl").read_bytes()
+    online = wd / "plum-kto-online"
+    ids = [s["sample_id"] for s in load_jsonl(online / "round-000" / "samples.jsonl")]
+    assert len(ids) == 2 * len({i.split("#")[0] for i in ids})  # the first 2 of the trunk's 4 per problem
+    assert (online / "round-001" / "samples.jsonl").exists() and not (online / "round-000" / "eval.json").exists()
+    assert (wd / "report.html").exists()
+    md = results.with_suffix(".md").read_text()
+    assert "| plum-kto-online |" in md and "python benchmarks/plum_gain.py" in md
+    # a third sitting has nothing left to do and leaves the results as they were
+    before = results.read_text()
+    assert g.main(common) == 0
+    assert json.loads(results.read_text())["arms"] == json.loads(before)["arms"]
