@@ -377,7 +377,7 @@ def evaluate(problems_path: Path, samples_path: Path, ec: Any, sb: Any, verdicts
         from plumcode.sandbox import Sample
 
         values = {"ks": tuple(ec.k), "timeout_s": sb.timeout_s, "memory_mb": sb.memory_mb, "workers": sb.workers,
-                  "progress": True}
+                  "ray_address": sb.ray_address, "progress": True}
         ecfg = build_config(evaluation.EvalConfig, values, what="evaluation")
         samples = [Sample.from_json(r, str(samples_path), i) for i, r in enumerate(load_jsonl(samples_path), 1)]
         res = evaluation.evaluate(read_problems(problems_path), samples, ecfg, benchmark=benchmark)
