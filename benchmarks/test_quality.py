@@ -38,7 +38,9 @@ from plumcode.testgen.execution import default_runner
 
 MODES = {"none": (), "reference": ("reference",), "inputs": ("inputs",),
          "reference+inputs": ("reference", "inputs"), "agreement": ("agreement",),
-         "reference+agreement": ("reference", "agreement")}
+         "reference+agreement": ("reference", "agreement"),
+         "inputs+augment": ("inputs",), "reference+inputs+augment": ("reference", "inputs")}
+AUGMENTED = {"inputs+augment", "reference+inputs+augment"}  # rows that add --augment mutated inputs
 
 
 def spread(items: list, k: int) -> list:
@@ -86,6 +88,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--max-tests", type=int, default=20)
     ap.add_argument("--mutants", type=int, default=10, help="mutants per problem")
     ap.add_argument("--modes", default=",".join(MODES), help=f"comma-separated rows: {', '.join(MODES)}")
+    ap.add_argument("--augment", type=int, default=20,
+                    help="extra inputs per problem mutated from the proposals, in the *+augment rows")
     ap.add_argument("--timeout", type=float, default=3.0)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--gen-only", action="store_true",
@@ -178,7 +182,8 @@ def main(argv: list[str] | None = None) -> int:
     for name in [m.strip() for m in args.modes.split(",") if m.strip()]:
         t = time.monotonic()
         cfg = TestgenConfig(validate=MODES[name], n_tests=args.n_tests, n_inputs=args.n_inputs,
-                            max_tests=args.max_tests, timeout_s=args.timeout, seed=args.seed)
+                            max_tests=args.max_tests, timeout_s=args.timeout, seed=args.seed,
+                            augment_inputs=args.augment if name in AUGMENTED else 0)
         gens = [generated_from_record(raw[p.id], p) for p in problems if p.id in raw]
         recs = validate(gens, cfg, runner, samples=codes)
         atomic_write_jsonl(wd / f"tests.{name}.jsonl", recs)

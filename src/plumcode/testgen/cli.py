@@ -53,6 +53,9 @@ def register(sub: argparse._SubParsersAction, name: str, help: str) -> None:
     p.add_argument("--n-inputs", type=int, default=10, help="inputs the inputs prompt asks for (default 10)")
     p.add_argument("--max-tests", type=int, default=20, help="tests kept per problem (default 20)")
     p.add_argument("--max-candidates", type=int, default=40, help="parsed tests examined per problem")
+    p.add_argument("--augment-inputs", type=int, default=0, metavar="N",
+                   help="inputs mode: N extra inputs per problem by type-aware mutation of the proposed "
+                        "ones, expected outputs from the reference (default 0: off; call problems only)")
     p.add_argument("--temperature", type=float, default=0.0)
     p.add_argument("--max-tokens", type=int, default=768)
     p.add_argument("--seed", type=int, default=0)
@@ -81,7 +84,7 @@ def run(args: argparse.Namespace) -> int:
                         n_completions=args.n_completions, n_tests=args.n_tests, n_inputs=args.n_inputs,
                         max_tests=args.max_tests, max_candidates=args.max_candidates,
                         temperature=args.temperature, max_tokens=args.max_tokens, seed=args.seed,
-                        timeout_s=args.timeout, batch_size=args.batch_size)
+                        timeout_s=args.timeout, batch_size=args.batch_size, augment_inputs=args.augment_inputs)
     samples = read_sample_codes(args.samples) if args.samples else None
     if "agreement" in cfg.validate and not samples:
         raise ValueError("--validate agreement needs --samples (policy samples to agree with)")

@@ -35,10 +35,12 @@ from plumcode.io import DataError, JsonlAppender, read_jsonl
 from plumcode.problems.schema import Problem, TestCase
 from plumcode.sandbox.types import TestResult
 from plumcode.testgen import prompts as P
+from plumcode.testgen.augment import augment_inputs, input_key, output_type_matches
 from plumcode.testgen.execution import Runner, default_runner
 from plumcode.testgen.parse import (
     Candidate,
     ParseStats,
+    ProposedInput,
     parse_assert_tests,
     parse_input_calls,
     parse_stdio_inputs,
@@ -78,6 +80,7 @@ class TestgenConfig:
     float_atol: float = 1e-6  # tolerance given to call tests whose expected value holds floats
     inputs_prompt: bool | None = None  # also ask for inputs (None: only when the inputs mode is on)
     use_contract: bool = True  # inputs mode: reject inputs violating metadata["contract"] (EvalPlus)
+    augment_inputs: int = 0  # inputs mode: extra inputs per problem mutated from the proposals (0: off)
 
     def __post_init__(self) -> None:
         self.validate = tuple(self.validate)
@@ -88,6 +91,8 @@ class TestgenConfig:
             raise ValueError(f"prompt_style must be one of {P.STYLES}")
         if self.max_tests < 1 or self.max_candidates < 1 or self.n_completions < 1:
             raise ValueError("max_tests, max_candidates and n_completions must be >= 1")
+        if self.augment_inputs < 0:
+            raise ValueError("augment_inputs must be >= 0")
 
     @property
     def needs_inputs_prompt(self) -> bool:
@@ -245,7 +250,13 @@ def _oracle_test(p: Problem, args: tuple, o: Any) -> TestCase | None:
 
 
 def _add_input_tests(w: _Work, config: TestgenConfig, runner: Runner) -> None:
-    """Inputs mode: reference outputs for LM-proposed inputs become call/stdio tests."""
+    """Inputs mode: reference outputs for LM-proposed inputs become call/stdio tests.
+
+    With ``config.augment_inputs``, call problems also get type-aware mutants of the proposals on
+    which the reference succeeded (:mod:`plumcode.testgen.augment`; origin ``"augmented"``, after
+    the LM's own inputs and within ``max_candidates``); one is kept only if the reference's output
+    has a type it also returns on the proposals. Stdio problems are not augmented.
+    """
     p, g = w.problem, w.gen
     if not p.reference_solution:
         w.skipped.append("inputs: no reference solution")
@@ -286,32 +297,49 @@ def _add_input_tests(w: _Work, config: TestgenConfig, runner: Runner) -> None:
     props = props[:budget]
     ref = (contracted_reference(p) if config.use_contract else None) or p.reference_solution
     outs = runner.call_reference(ref, p.entry_point or "", [x.args for x in props], setup=p.setup) if props else []
+    batches = [("inputs", props, outs)]
+    seed_outs = [o.value for o in outs if o.ok]
+    n_aug = min(config.augment_inputs, budget - len(props))
+    if n_aug > 0:
+        aug = augment_inputs([x.args for x, o in zip(props, outs, strict=True) if o.ok], n_aug,
+                             seed=f"{config.seed}:{p.id}", exclude=[x.key for x in props],
+                             guard=ref == p.reference_solution)  # a contract, when present, guards instead
+        aug_props = [ProposedInput(a, input_key(a), f"{p.entry_point}({', '.join(map(repr, a))})") for a in aug]
+        w.n_input_proposals += len(aug_props)
+        aug_outs = runner.call_reference(ref, p.entry_point or "", aug, setup=p.setup) if aug else []
+        batches.append(("augmented", aug_props, aug_outs))
     for src, why in rejected:
         w.cands.append(Candidate(TestCase("assert", code=f"# proposed input\n{src}"), f"rejected-input:{src}",
                                  origin="inputs", status="rejected", stage="static", reason=why))
-    for prop, o in zip(props, outs, strict=True):
-        key = f"input:{prop.key}"
-        if key in existing:
-            continue
-        existing.add(key)
-        if not o.ok:
-            c = Candidate(TestCase("assert", code=f"# proposed input\n{prop.source}"), key, origin="inputs")
-            reason = "timeout: reference did not finish" if "timeout" in (o.error or "").lower() else \
-                f"invalid_input: reference raised {o.error}"[:300]
-            c.reject("inputs", reason)
-        else:
+    for origin, b_props, b_outs in batches:
+        for prop, o in zip(b_props, b_outs, strict=True):
+            key = f"input:{prop.key}"
+            if key in existing:
+                continue
+            existing.add(key)
+            c = Candidate(TestCase("assert", code=f"# proposed input\n{prop.source}"), key, origin=origin)
+            if not o.ok:
+                reason = "timeout: reference did not finish" if "timeout" in (o.error or "").lower() else \
+                    f"invalid_input: reference raised {o.error}"[:300]
+                c.reject("inputs", reason)
+                w.cands.append(c)
+                continue
             try:
                 values.encode(o.value)
                 values.encode(prop.args)
             except values.UnsupportedValue as e:
-                c = Candidate(TestCase("assert", code=f"# proposed input\n{prop.source}"), key, origin="inputs")
                 c.reject("inputs", f"unrepresentable: {e}")
+                w.cands.append(c)
+                continue
+            if origin == "augmented" and not output_type_matches(o.value, seed_outs):
+                c.reject("inputs", f"output_type: the reference returns {type(o.value).__name__} here, "
+                                   "unlike on the proposed inputs (likely out of domain)")
                 w.cands.append(c)
                 continue
             atol = config.float_atol if _has_float(o.value) else 0.0
             test = _oracle_test(p, prop.args, o) or TestCase("call", args=prop.args, expected=o.value, atol=atol)
-            c = Candidate(test, key, origin="inputs", status="valid", stage="inputs", meta={"call": prop.source})
-        w.cands.append(c)
+            w.cands.append(Candidate(test, key, origin=origin, status="valid", stage="inputs",
+                                     meta={"call": prop.source}))
 
 
 def _reference_reason(r: TestResult) -> str:
