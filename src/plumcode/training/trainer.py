@@ -222,7 +222,9 @@ def train(preferences_path: str | Path, model_spec: Any, config: TrainConfig | N
     check_objective(records, cfg.objective, pref)
     data_sha = sha256_file(pref)
 
-    accel = Accelerator(cpu=cfg.device == "cpu")
+    # accelerate owns gradient accumulation: under DeepSpeed the engine scales the loss and steps
+    # only at accumulation boundaries it knows of (a manual loop made it step every micro-batch)
+    accel = Accelerator(cpu=cfg.device == "cpu", gradient_accumulation_steps=cfg.grad_accum)
     device = accel.device if cfg.device in ("auto", "cpu") else torch.device(cfg.device)
     dtype = _resolve_dtype(cfg.dtype, device)
     model, tok, info = load_policy(model_spec, dtype)
@@ -418,14 +420,15 @@ def train(preferences_path: str | Path, model_spec: Any, config: TrainConfig | N
                 order = list(range(n_micro))
                 random.Random(cfg.seed * 1_000_003 + epoch).shuffle(order)
                 batch = batches[order[k]]
-                sync = contextlib.nullcontext() if j == cfg.grad_accum - 1 else accel.no_sync(policy)
-                with sync:
+                with accel.accumulate(policy):  # no_sync on all but the last micro-batch
                     loss, m = _step_loss(policy, batch, ref, cfg, weights, pad_id, device)
-                    accel.backward(loss / cfg.grad_accum)
+                    accel.backward(loss)  # divided by grad_accum by accelerate (DeepSpeed: by its engine)
                 for key, v in m.items():
                     if not math.isnan(v):
                         metrics[key] = metrics.get(key, 0.0) + v
                         counts[key] = counts.get(key, 0) + 1
+            if not accel.sync_gradients:  # accelerate's micro-batch counter and ours must agree
+                raise RuntimeError("gradient accumulation out of step with accelerate's counter")
             gn = accel.clip_grad_norm_(params, cfg.max_grad_norm) if cfg.max_grad_norm else None
             lr_used = sched.get_last_lr()[0]
             opt.step()
