@@ -74,17 +74,9 @@ N_TESTS = 3
 @pytest.fixture(scope="module")
 def tiny_coder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The tiny model, taught the exact prompts of this run (test writing, sampling, evaluation)."""
-    from plumcode.generation import build_prompt
-    from plumcode.testgen.prompts import render
+    from tiny_coder import tiny_coder_for_run
 
-    sys.path.insert(0, str(HERE))
-    try:
-        from tiny_coder import build_tiny_coder
-    finally:
-        sys.path.remove(str(HERE))
-    prompts = [render("tests", p, "chat", N_TESTS).prompt for p in _train_problems()]
-    prompts += [build_prompt(p, "chat") for p in _train_problems() + _bench_problems()]
-    return build_tiny_coder(tmp_path_factory.mktemp("tiny-coder"), prompts)
+    return tiny_coder_for_run(tmp_path_factory.mktemp("tiny-coder"), _train_problems(), _bench_problems(), N_TESTS)
 
 
 def _write_inputs(d: Path, model: Path) -> Path:

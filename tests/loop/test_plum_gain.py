@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import sys
 from pathlib import Path
 
 import pytest
@@ -37,18 +36,9 @@ def _problems() -> tuple[list[Problem], list[Problem]]:
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from plumcode.generation import build_prompt
-    from plumcode.testgen.prompts import render
+    from tiny_coder import tiny_coder_for_run
 
-    sys.path.insert(0, str(HERE))
-    try:
-        from tiny_coder import build_tiny_coder
-    finally:
-        sys.path.remove(str(HERE))
-    train, bench = _problems()
-    prompts = [render("tests", p, "chat", 3).prompt for p in train]
-    prompts += [build_prompt(p, "chat") for p in train + bench]
-    return build_tiny_coder(tmp_path_factory.mktemp("tiny-coder"), prompts)
+    return tiny_coder_for_run(tmp_path_factory.mktemp("tiny-coder"), *_problems(), 3)
 
 
 def test_experiment_sittings_arms_and_results(tmp_path: Path, tiny: Path, capsys: pytest.CaptureFixture) -> None:

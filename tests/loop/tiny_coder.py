@@ -53,3 +53,14 @@ def build_tiny_coder(out_dir: str | Path, prompts: list[list[dict]] = (), steps:
         opt.step()
     model.save_pretrained(path)
     return path
+
+
+def tiny_coder_for_run(out_dir: str | Path, train: list, bench: list, n_tests: int) -> Path:
+    """The tiny coder taught the exact prompts a loop run will send: test writing for the training
+    problems, sampling for them and evaluation on the benchmark problems."""
+    from plumcode.generation import build_prompt
+    from plumcode.testgen.prompts import render
+
+    prompts = [render("tests", p, "chat", n_tests).prompt for p in train]
+    prompts += [build_prompt(p, "chat") for p in list(train) + list(bench)]
+    return build_tiny_coder(out_dir, prompts)
