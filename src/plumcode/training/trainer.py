@@ -114,9 +114,11 @@ class _Logger:
 
 
 def _reference_logps(policy: Any, examples: list[Example], batches: list[list[Example]], cfg: TrainConfig,
-                     pad_id: int, device: Any) -> dict[str, list]:
-    """Reference log-probs of every scored sequence (and KTO KL sequence), no grad, big batches."""
+                     pad_id: int, device: Any, progress: bool = False) -> dict[str, list]:
+    """Reference log-probs of every scored sequence (and KTO KL sequence), no grad, big batches.
+    On a CPU this pass costs about as much as the training steps, hence the progress bar."""
     import torch
+    from tqdm import tqdm
 
     from plumcode.training.logprobs import collate
 
@@ -133,7 +135,8 @@ def _reference_logps(policy: Any, examples: list[Example], batches: list[list[Ex
     was_training = policy.training
     policy.eval()
     i = 0
-    with torch.no_grad():
+    bar = tqdm(total=len(jobs), desc="reference log-probs", unit="seq", disable=not progress)
+    with torch.no_grad(), bar:
         while i < len(jobs):
             j = i + 1
             while j < len(jobs) and (j + 1 - i) * len(jobs[j][3].ids) <= cfg.ref_batch_tokens:
@@ -146,6 +149,7 @@ def _reference_logps(policy: Any, examples: list[Example], batches: list[list[Ex
                     out["seq"][uid][sj] = v
                 else:
                     out["kl"][uid] = v
+            bar.update(j - i)
             i = j
     policy.train(was_training)
     return out
@@ -324,7 +328,8 @@ def train(preferences_path: str | Path, model_spec: Any, config: TrainConfig | N
                         break
         if ref is None:
             tr = time.time()
-            ref = _reference_logps(policy, examples, batches, cfg, pad_id, device) | {"key": ref_key}
+            ref = _reference_logps(policy, examples, batches, cfg, pad_id, device,
+                                   progress=echo is not None and accel.is_main_process) | {"key": ref_key}
             if accel.is_main_process:
                 try:
                     atomic_write_json(ref_path, ref, indent=None)
