@@ -142,3 +142,26 @@ def test_refuses_replicas_of_different_policies():
 
     with pytest.raises(ValueError, match="different policies"):
         MultiBackend([Fake("a"), Fake("b")])
+
+
+def test_multi_spec_from_config_strings(servers, tmp_path):
+    """``multi:a|b`` in any model field (loop config, CLI) builds the same balanced MultiBackend, and
+    after training every replica gets the round's adapter."""
+    from plumcode.generation import SamplingParams, load_backend, sample_problems
+    from plumcode.loop.stages import with_checkpoint
+
+    spec = "multi:" + "|".join(f"openai:{s.spec.openai_url}#tiny" for s in servers)
+    mb = load_backend(spec)
+    try:
+        assert isinstance(mb, MultiBackend) and mb.identity()["replicas"] == 2
+        out = tmp_path / "samples.jsonl"
+        sample_problems(PROBLEMS, mb, SamplingParams(n=1, temperature=0.0, max_tokens=8), out, progress=False)
+        assert _count(out) == {p.id: 1 for p in PROBLEMS}
+        assert all(r["requests"] > 0 for r in mb.stats())
+    finally:
+        mb.close()
+    ck = tmp_path / "round-000" / "checkpoint"
+    nxt = with_checkpoint(spec, ck, lora=True, reload="auto")
+    assert nxt.startswith("multi:") and nxt.count(f"adapter={ck.resolve()}") == 2
+    with pytest.raises(ValueError, match="no replica"):
+        load_backend("multi:")

@@ -7,6 +7,8 @@ Spec forms (options after ``?`` as ``key=value&...``; keyword options override t
     openai:<base_url>#<model>                 OpenAI-compatible server (?adapter=<dir>&concurrency=32)
     llama-cpp:<file.gguf | name>              llama.cpp in-process     (?n_ctx=4096&threads=8)
     vllm:<dir | hub id>                       vLLM in-process          (?adapter=<dir>)
+    multi:<spec>|<spec>|...                   data-parallel over replicas of one policy (least-loaded,
+                                              health-checked; plumcode.distributed.MultiBackend)
 
 A bare path or hub id means ``hf:``. The API key for ``openai:`` comes from ``PLUMCODE_API_KEY``
 or ``OPENAI_API_KEY``.
@@ -78,12 +80,26 @@ def _split_query_url(s: str) -> tuple[str, str, str]:
     return head, sep, query
 
 
+def multi_replicas(spec: str) -> list[str]:
+    """The replica specs of a ``multi:a|b|...`` spec (each with its own options)."""
+    replicas = [r.strip() for r in spec.strip().removeprefix("multi:").split("|") if r.strip()]
+    if not replicas:
+        raise ValueError(f"model spec {spec!r} names no replica after 'multi:'")
+    if any(r.startswith("multi:") for r in replicas):
+        raise ValueError(f"model spec {spec!r}: a multi: replica cannot itself be multi:")
+    return replicas
+
+
 def load_backend(spec: str, **opts: Any) -> Backend:
     """Build the backend a spec names (see module doc). Raises GenerationError with a clear message.
 
     Options in the spec must exist for that backend (a typo is an error); keyword ``opts`` that the
     backend does not take (``batch_size`` for a server) are dropped, so callers can pass them always.
     """
+    if spec.strip().startswith("multi:"):
+        from plumcode.distributed.sampling import load_multi_backend
+
+        return load_multi_backend(multi_replicas(spec), **opts)
     ps = parse_spec(spec)
     if ps.kind == "hf":
         from plumcode.generation.hf import TransformersBackend as cls

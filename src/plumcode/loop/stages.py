@@ -162,6 +162,11 @@ def with_checkpoint(spec: str, checkpoint: Path, *, lora: bool, reload: str) -> 
     checkpoint = Path(checkpoint).resolve()
     if not lora:
         return f"hf:{checkpoint}"
+    if spec.strip().startswith("multi:"):  # every replica hot-loads the adapter
+        from plumcode.generation.loader import multi_replicas
+
+        return "multi:" + "|".join(with_checkpoint(r, checkpoint, lora=lora, reload=reload)
+                                   for r in multi_replicas(spec))
     base, _, query = spec.partition("?")
     params = [q for q in query.split("&") if q and not q.startswith("adapter=")]
     params.append(f"adapter={checkpoint}")
