@@ -106,6 +106,9 @@ def test_inputs_mode_adds_augmented_tests_after_the_lm_ones(canned, runner):
     assert "ZeroDivisionError" in zero[0]["reason"]
     assert [0] not in kept
     assert rec["funnel"]["rejected_by"].get("invalid_input", 0) >= 1
+    by_origin = rec["funnel"]["kept_by_origin"]
+    assert by_origin["inputs"] == 2 and by_origin["augmented"] == len(_by_origin(rec, "augmented", "kept"))
+    assert sum(by_origin.values()) == rec["funnel"]["kept"]
 
 
 def test_augmentation_is_off_by_default_and_within_max_candidates(canned, runner):

@@ -236,7 +236,7 @@ class Candidate:
 
     test: TestCase
     key: str  # normalised form used for dedup
-    origin: str = "model"  # "model" (the LM wrote the expectation) | "inputs" (reference computed it)
+    origin: str = "model"  # "model" (the LM wrote the expectation) | "inputs" | "augmented" (reference computed it)
     status: str = "pending"  # pending -> valid -> kept | rejected
     stage: str = ""  # which step decided the status
     reason: str = ""

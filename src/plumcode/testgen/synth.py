@@ -484,6 +484,7 @@ def _finish(w: _Work, config: TestgenConfig, runner: Runner) -> dict:
         "parsed": parsed,
         "valid": valid_n,
         "kept": len(kept),
+        "kept_by_origin": {o: sum(c.origin == o for c in kept) for o in sorted({c.origin for c in kept})},
         "rejected_by": n_reject,
         "duplicates": w.stats.duplicates,
         "unparsable_blocks": w.stats.unparsable_blocks,
@@ -626,6 +627,7 @@ def funnel_totals(records: Iterable[dict]) -> dict:
     """Sum of per-problem funnels, plus how many problems kept at least one test."""
     tot: dict[str, Any] = {"problems": 0, "with_tests": 0, "generated": 0, "parsed": 0, "valid": 0, "kept": 0}
     rej: dict[str, int] = {}
+    origin: dict[str, int] = {}
     for r in records:
         f = r["funnel"]
         tot["problems"] += 1
@@ -634,5 +636,8 @@ def funnel_totals(records: Iterable[dict]) -> dict:
             tot[k] += f[k]
         for k, v in f.get("rejected_by", {}).items():
             rej[k] = rej.get(k, 0) + v
+        for k, v in f.get("kept_by_origin", {}).items():
+            origin[k] = origin.get(k, 0) + v
     tot["rejected_by"] = dict(sorted(rej.items(), key=lambda kv: -kv[1]))
+    tot["kept_by_origin"] = origin  # model-written asserts vs reference-computed (inputs, augmented)
     return tot
