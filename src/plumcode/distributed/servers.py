@@ -2,6 +2,10 @@
 checkpoint, wait until healthy, hot-load a LoRA adapter or restart with new weights between
 rounds, and stop cleanly.
 
+``managed_backend`` (the ``managed:<engine>:<model>`` spec of ``load_backend``) ties one server's
+lifetime to an OpenAI-compatible backend: the loop closes its backend before training and loads the
+next round's spec after, so a managed server is stopped, and restarted on the new weights.
+
 The server runs in its own process group (``start_new_session``); stopping signals the whole
 group (SIGTERM, then SIGKILL after a grace period) and waits until no process of the group is
 left, so engine workers (vLLM's tensor-parallel ranks, tokenizer pools) cannot be orphaned.
@@ -11,8 +15,10 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import inspect
 import logging
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -22,6 +28,10 @@ import time
 import weakref
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
+
+from plumcode.generation.hf import CKPT_META, GenerationError, _hash_files, adapter_dir
+from plumcode.generation.openai_http import OpenAIBackend
 
 log = logging.getLogger(__name__)
 
@@ -72,11 +82,16 @@ def vllm_spec(model: str, *, port: int | None = None, host: str = "127.0.0.1", s
 
 
 def plumcode_spec(model: str, *, port: int | None = None, host: str = "127.0.0.1",
-                  extra_args: list[str] = ()) -> ServerSpec:
+                  served_model_name: str | None = None, threads: int | None = None, dtype: str | None = None,
+                  batch_size: int | None = None, extra_args: list[str] = ()) -> ServerSpec:
     """``plumcode serve`` (transformers backend; CPU or one GPU) with the same LoRA endpoints."""
     port = port or free_port(host)
-    argv = [sys.executable, "-m", "plumcode", "serve", "--model", model, "--host", host, "--port", str(port),
-            *extra_args]
+    argv = [sys.executable, "-m", "plumcode", "serve", "--model", model, "--host", host, "--port", str(port)]
+    for flag, value in (("--served-model-name", served_model_name), ("--threads", threads), ("--dtype", dtype),
+                        ("--batch-size", batch_size)):
+        if value is not None:
+            argv += [flag, str(value)]
+    argv += list(extra_args)
     return ServerSpec(argv, f"http://{host}:{port}", "/health", {}, startup_timeout_s=300.0)
 
 
@@ -272,3 +287,124 @@ def _group_alive(pgid: int) -> bool:
         if pgrp == pgid and state != "Z":
             return True
     return False
+
+
+# -- managed:<engine>:<model> ---------------------------------------------------------------------
+
+ENGINES = ("vllm", "plumcode")
+_SPEC_FNS = {"vllm": vllm_spec, "plumcode": plumcode_spec}
+_NOT_OPTIONS = {"port", "host", "served_model_name", "extra_args", "executable"}
+# options of the managed backend itself (the rest are the engine's server options)
+MANAGED_OPTIONS = ("adapter", "adapter_name", "log_dir", "startup_timeout_s", "concurrency", "timeout_s",
+                   "max_retries", "mode")
+
+
+def server_options(engine: str) -> list[str]:
+    """The server options ``managed:<engine>:`` takes: keyword arguments of ``vllm_spec`` / ``plumcode_spec``."""
+    if engine not in _SPEC_FNS:
+        raise ValueError(f"unknown managed engine {engine!r} (one of {', '.join(ENGINES)})")
+    params = inspect.signature(_SPEC_FNS[engine]).parameters
+    return [k for k, p in params.items() if p.kind is inspect.Parameter.KEYWORD_ONLY and k not in _NOT_OPTIONS]
+
+
+def checkpoint_weights(model: str | os.PathLike) -> str:
+    """What a server loads for ``model``: a plumcode full fine-tuning checkpoint's ``model/`` (vLLM
+    cannot read the checkpoint layout), a local path made absolute (it names the policy), else as is."""
+    p = Path(model).expanduser()
+    if (p / CKPT_META).is_file() and (p / "model" / "config.json").is_file():
+        p = p / "model"
+    return str(p.resolve()) if p.exists() else str(model)
+
+
+def find_vllm(executable: str = "vllm") -> str:
+    """The ``vllm`` CLI next to this interpreter (a venv) or on PATH; a clear error without it."""
+    local = Path(sys.executable).parent / executable
+    if local.is_file() and os.access(local, os.X_OK):
+        return str(local)
+    found = shutil.which(executable)
+    if found is None:
+        raise GenerationError(f"managed:vllm needs vLLM, but no {executable!r} executable is next to "
+                              f"{sys.executable} or on PATH: pip install 'plumcode[vllm]' on a CUDA machine, "
+                              "or use managed:plumcode (transformers, CPU or one GPU)")
+    return found
+
+
+def weights_sha256(model: str) -> str | None:
+    """Content hash of served weights, as ``TransformersBackend`` computes it (same policy, same id)."""
+    from plumcode.models.registry import get_entry, is_registered
+
+    if is_registered(model):
+        return get_entry(model).sha256
+    p = Path(model)
+    if p.is_file():
+        return _hash_files([p])
+    if p.is_dir():
+        files = [f for f in p.iterdir() if f.suffix in (".safetensors", ".bin") or f.name == "config.json"]
+        return _hash_files(files) if files else None
+    return None
+
+
+class ManagedOpenAIBackend(OpenAIBackend):
+    """An OpenAI backend that owns its server: ``close()`` stops the server's whole process group."""
+
+    def __init__(self, server: ManagedServer, engine: str, weights: str, **client_opts: Any):
+        self.server, self.engine, self.weights = server, engine, weights
+        self._weights_sha: str | None = None
+        # the server was started without a key; a key in the environment is for other servers
+        super().__init__(server.spec.openai_url, weights, api_key="", **client_opts)
+
+    def identity(self) -> dict:
+        if self._weights_sha is None:
+            self._weights_sha = weights_sha256(self.weights)
+        return super().identity() | {"managed": self.engine, "model": self.weights,
+                                     "model_sha256": self._weights_sha, "server_log": self.server.log_path}
+
+    def load_adapter(self, path: str, name: str | None = None) -> str:
+        # a plumcode checkpoint's adapter/ inside: vLLM reads PEFT directories only
+        return super().load_adapter(str(adapter_dir(path)), name)
+
+    def close(self) -> None:
+        self.server.stop()
+
+
+def managed_backend(engine: str, model: str, *, adapter: str | None = None, adapter_name: str | None = None,
+                    log_dir: str | None = None, startup_timeout_s: float | None = None, concurrency: int = 16,
+                    timeout_s: float = 600.0, max_retries: int = 6, mode: str = "auto",
+                    **server_opts: Any) -> ManagedOpenAIBackend:
+    """Start a ``vllm serve`` / ``plumcode serve`` on ``model`` (a free port on 127.0.0.1), wait until
+    healthy, hot-load ``adapter`` if given, and return the backend that samples from it.
+
+    The server serves the base weights under their path; a LoRA adapter is hot-loaded (as the loop's
+    ``?adapter=`` does for any server), so the LoRA path never restarts more than the loop asks.
+    """
+    allowed = server_options(engine)
+    bad = sorted(set(server_opts) - set(allowed))
+    if bad:
+        raise ValueError(f"unknown option(s) {', '.join(bad)} for managed:{engine}; it takes: "
+                         f"{', '.join([*MANAGED_OPTIONS, *allowed])}")
+    weights = checkpoint_weights(model)
+    if engine == "vllm":
+        spec = vllm_spec(weights, executable=find_vllm(), **server_opts)
+    else:
+        spec = plumcode_spec(weights, **server_opts)
+    spec.env.update({"PLUMCODE_SERVE_API_KEY": "", "VLLM_API_KEY": ""})  # no key: loopback, loop's own client
+    if startup_timeout_s is not None:
+        spec.startup_timeout_s = float(startup_timeout_s)
+    if log_dir is not None:
+        port = spec.base_url.rsplit(":", 1)[-1]
+        spec.log_path = str(Path(log_dir) / f"managed-{engine}-{port}.log")
+    else:
+        spec.log_path = os.path.join(tempfile.mkdtemp(prefix="plumcode-managed-"), f"{engine}.log")
+    server = ManagedServer(spec)
+    try:
+        server.start()
+    except ServerError as e:
+        raise GenerationError(f"managed:{engine} server on {weights} did not start (log {spec.log_path}): {e}") \
+            from None
+    try:
+        return ManagedOpenAIBackend(server, engine, weights, adapter=adapter, adapter_name=adapter_name,
+                                    concurrency=concurrency, timeout_s=timeout_s, max_retries=max_retries,
+                                    mode=mode)
+    except BaseException:
+        server.stop(grace_s=5.0)
+        raise

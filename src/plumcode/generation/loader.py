@@ -9,6 +9,11 @@ Spec forms (options after ``?`` as ``key=value&...``; keyword options override t
     vllm:<dir | hub id>                       vLLM in-process          (?adapter=<dir>)
     multi:<spec>|<spec>|...                   data-parallel over replicas of one policy (least-loaded,
                                               health-checked; plumcode.distributed.MultiBackend)
+    managed:<vllm | plumcode>:<model>         a server the caller owns: started on a free loopback port,
+                                              waited for, stopped (whole process group) by close()
+                                              (?adapter=<dir>&log_dir=<dir>; vllm: tensor_parallel_size,
+                                              gpu_memory_utilization, max_model_len, ...; plumcode:
+                                              threads, dtype, batch_size)
 
 A bare path or hub id means ``hf:``. The API key for ``openai:`` comes from ``PLUMCODE_API_KEY``
 or ``OPENAI_API_KEY``.
@@ -24,7 +29,7 @@ from urllib.parse import parse_qsl
 from plumcode.generation.base import Backend
 from plumcode.generation.hf import GenerationError
 
-KINDS = ("hf", "openai", "llama-cpp", "vllm")
+KINDS = ("hf", "openai", "llama-cpp", "vllm", "managed")
 _ALIASES = {"transformers": "hf", "llamacpp": "llama-cpp", "llama_cpp": "llama-cpp", "gguf": "llama-cpp",
             "oai": "openai"}
 
@@ -67,6 +72,11 @@ def parse_spec(spec: str) -> BackendSpec:
     if kind == "openai":
         url, _, model = rest.partition("#")
         return BackendSpec("openai", url, model or None, opts)
+    if kind == "managed":  # managed:<engine>:<model>: target is the engine, model the weights
+        engine, _, model = rest.partition(":")
+        if not model:
+            raise ValueError(f"model spec {spec!r}: write managed:<vllm|plumcode>:<model>")
+        return BackendSpec("managed", engine.lower(), model, opts)
     if not rest:
         raise ValueError(f"model spec {spec!r} names no model after '{kind}:'")
     return BackendSpec(kind, rest, None, opts)
@@ -101,6 +111,8 @@ def load_backend(spec: str, **opts: Any) -> Backend:
 
         return load_multi_backend(multi_replicas(spec), **opts)
     ps = parse_spec(spec)
+    if ps.kind == "managed":
+        return _load_managed(ps, spec, opts)
     if ps.kind == "hf":
         from plumcode.generation.hf import TransformersBackend as cls
     elif ps.kind == "openai":
@@ -126,3 +138,19 @@ def load_backend(spec: str, **opts: Any) -> Backend:
     if ps.kind == "openai":
         return cls(ps.target, ps.model, **options)
     return cls(ps.target, **options)
+
+
+def _load_managed(ps: BackendSpec, spec: str, opts: dict[str, Any]) -> Backend:
+    """``managed:<engine>:<model>``: start the server, return the backend whose ``close()`` stops it."""
+    from plumcode.distributed.servers import ENGINES, MANAGED_OPTIONS, managed_backend, server_options
+
+    if ps.target not in ENGINES:
+        raise ValueError(f"model spec {spec!r}: unknown managed engine {ps.target!r} (one of {', '.join(ENGINES)})")
+    allowed = [*MANAGED_OPTIONS, *server_options(ps.target)]
+    bad = [k for k in ps.options if k not in allowed]
+    if bad:
+        raise ValueError(f"unknown option(s) {', '.join(bad)} in spec {spec!r}; managed:{ps.target} takes: "
+                         f"{', '.join(allowed)}")
+    options = dict(ps.options)
+    options.update({k: v for k, v in opts.items() if v is not None and k in allowed})
+    return managed_backend(ps.target, ps.model or "", **options)

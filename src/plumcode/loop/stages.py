@@ -156,21 +156,35 @@ def with_checkpoint(spec: str, checkpoint: Path, *, lora: bool, reload: str) -> 
 
     In-process backends (``hf:``, ``default``) reload the base with the adapter
     (``?adapter=<dir>``), or load full weights from the checkpoint. Server backends
-    (``openai:``) get ``?adapter=<dir>``, which the generation backend hot-loads into the
-    server (vLLM's ``/v1/load_lora_adapter`` or ``plumcode serve``).
+    (``openai:``, ``managed:``) get ``?adapter=<dir>``, which the generation backend hot-loads into
+    the server (vLLM's ``/v1/load_lora_adapter`` or ``plumcode serve``). A ``managed:`` server
+    stays managed after full fine-tuning (``managed:<engine>:<checkpoint>/model``, its options
+    kept): ``hf:`` there would silently switch the engine; the loop closes the old backend before
+    training, so loading this spec restarts the server on the new weights.
     """
     checkpoint = Path(checkpoint).resolve()
-    if not lora:
-        return f"hf:{checkpoint}"
-    if spec.strip().startswith("multi:"):  # every replica hot-loads the adapter
+    if spec.strip().startswith("multi:"):  # every replica hot-loads the adapter / restarts
         from plumcode.generation.loader import multi_replicas
 
-        return "multi:" + "|".join(with_checkpoint(r, checkpoint, lora=lora, reload=reload)
-                                   for r in multi_replicas(spec))
-    base, _, query = spec.partition("?")
+        replicas = multi_replicas(spec)
+        if lora or all(_is_managed(r) for r in replicas):
+            return "multi:" + "|".join(with_checkpoint(r, checkpoint, lora=lora, reload=reload)
+                                       for r in replicas)
+        return f"hf:{checkpoint}"
+    base, _, query = spec.strip().partition("?")
     params = [q for q in query.split("&") if q and not q.startswith("adapter=")]
+    if not lora:
+        if not _is_managed(base):
+            return f"hf:{checkpoint}"
+        engine = base.split(":", 2)[1]
+        weights = checkpoint if (checkpoint / "config.json").is_file() else checkpoint / "model"  # trainer's layout
+        return f"managed:{engine}:{weights}" + ("?" + "&".join(params) if params else "")
     params.append(f"adapter={checkpoint}")
     return base + "?" + "&".join(params)
+
+
+def _is_managed(spec: str) -> bool:
+    return spec.strip().lower().startswith("managed:")
 
 
 def load_backend(spec: str, *, seed: int) -> Any:
@@ -331,6 +345,8 @@ def training_spec(spec: str) -> tuple[str, str | None]:
             adapter = q.removeprefix("adapter=")
     if base.startswith("hf:"):
         base = base.removeprefix("hf:")
+    elif _is_managed(base):  # managed:<engine>:<weights>: the trainer loads the served weights
+        base = base.split(":", 2)[2]
     elif ":" in base and not Path(base).exists() and base.split(":", 1)[0] in ("openai", "llama-cpp", "vllm"):
         raise ValueError(f"the trainer cannot load {base!r}; set policy.train_model to hf:<weights of the "
                          "same model>")
