@@ -77,7 +77,9 @@ class LoraConfig(_Strict):
 class PolicyConfig(_Strict):
     model: str = Field("default", description=(
         "backend spec of the initial policy: default (embedded Qwen2.5-Coder-0.5B-Instruct), hf:<path>, "
-        "openai:<url>#<model> (on-policy needs a LoRA-reloading server), llama-cpp:<gguf>"))
+        "managed:<vllm|plumcode>:<model> (a server the loop starts, hot-loads or restarts each round), "
+        "openai:<url>#<model> (your server; on-policy needs LoRA hot-loading), multi:<spec>|<spec> "
+        "(replicas), llama-cpp:<gguf>"))
     lora: LoraConfig = Field(default_factory=LoraConfig, description="LoRA settings")
     reload: Literal["auto", "none"] = Field("auto", description=(
         "auto: round r samples from round r-1's checkpoint (the spec gets ?adapter=<checkpoint>, which "
