@@ -143,8 +143,9 @@ def markdown(res: dict, command: str) -> str:
                                                if ci else f"{v:.1f}"))
         lines.append(f"| {r['arm']} | " + " | ".join(cells) + " |")
     pending = [a for a, s in res["status"].items() if s != "done"]
+    table = "\n".join(lines) if res["arms"] else "No arm has finished yet."
     return ("# plumcode headline experiment (greedy pass@1, %; delta vs initial with paired-bootstrap 95% CI)\n\n"
-            + "\n".join(lines) + "\n\n"
+            + table + "\n\n"
             + (f"Not finished yet: {', '.join(pending)} (rerun the command to continue).\n\n" if pending else "")
             + f"Reproduce: `{command}` (configs: `{res['base_config']}`, each arm's resolved config in "
               f"`{res['workdir']}/<arm>/config.yaml`).\n")

@@ -86,6 +86,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--n-inputs", type=int, default=8)
     ap.add_argument("--max-tokens", type=int, default=384, help="per test-writer completion")
     ap.add_argument("--max-tests", type=int, default=20)
+    ap.add_argument("--max-candidates", type=int, default=40,
+                    help="unique tests/inputs examined per problem (LM proposals first, then augmented)")
     ap.add_argument("--mutants", type=int, default=10, help="mutants per problem")
     ap.add_argument("--modes", default=",".join(MODES), help=f"comma-separated rows: {', '.join(MODES)}")
     ap.add_argument("--augment", type=int, default=20,
@@ -183,6 +185,7 @@ def main(argv: list[str] | None = None) -> int:
         t = time.monotonic()
         cfg = TestgenConfig(validate=MODES[name], n_tests=args.n_tests, n_inputs=args.n_inputs,
                             max_tests=args.max_tests, timeout_s=args.timeout, seed=args.seed,
+                            max_candidates=args.max_candidates,
                             augment_inputs=args.augment if name in AUGMENTED else 0)
         gens = [generated_from_record(raw[p.id], p) for p in problems if p.id in raw]
         recs = validate(gens, cfg, runner, samples=codes)

@@ -63,6 +63,7 @@ sandbox: {{timeout_s: 3.0, workers: 2}}
     assert g.main(common + ["--budget-min", "0"]) == 0
     res = json.loads(results.read_text())
     assert res["arms"] == [] and set(res["status"].values()) == {"pending"}
+    assert "No arm has finished yet." in results.with_suffix(".md").read_text()
     # sitting 2 finishes every arm
     assert g.main(common) == 0
     res = json.loads(results.read_text())
