@@ -53,6 +53,18 @@ def run(args: argparse.Namespace) -> int:
             base |= json.load(f)
     given = {k: v for k, v in vars(args).items() if k in TrainConfig.__dataclass_fields__}
     cfg = TrainConfig.from_json(base | given)
-    res = train(args.preferences, args.model, cfg, args.out, adapter=args.adapter)
+    try:
+        res = train(args.preferences, args.model, cfg, args.out, adapter=args.adapter)
+    finally:
+        _end_distributed()
     print(json.dumps(res.to_json(), indent=2))
     return 0
+
+
+def _end_distributed() -> None:
+    """Under ``accelerate launch``: a process group still alive at interpreter exit makes gloo abort
+    the rank (SIGABRT, "terminate called without an active exception" with torch 2.13)."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
