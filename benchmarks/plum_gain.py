@@ -92,6 +92,13 @@ def per_problem(eval_json: Path) -> dict[str, dict[str, float]]:
     return out
 
 
+def _yaml(path: Path) -> dict:
+    """The arm's whole resolved config, so the results file stands alone outside the workdir."""
+    import yaml
+
+    return yaml.safe_load(path.read_text(encoding="utf-8"))
+
+
 def collect(workdir: Path, base_cfg_path: Path, arms: tuple[str, ...], online_rounds: int) -> dict:
     """Every finished arm's pass@1 (percent) and its paired bootstrap CI against ``initial``."""
     from plumcode.report.stats import paired_bootstrap, paired_scores
@@ -104,7 +111,8 @@ def collect(workdir: Path, base_cfg_path: Path, arms: tuple[str, ...], online_ro
     status["initial"] = "done" if init else "pending"
     if init:
         rows.append({"arm": "initial", **{c: round(100 * sum(v.values()) / len(v), 2) for c, v in init.items()},
-                     "ci95": {}, "config": str(trunk / "config.yaml"), "eval": str(init_eval)})
+                     "ci95": {}, "config": str(trunk / "config.yaml"), "eval": str(init_eval),
+                     "resolved_config": _yaml(trunk / "config.yaml")})
     for arm in arms:
         cfg, _ = arm_config(base, arm, online_rounds)
         run = workdir / arm
@@ -113,7 +121,8 @@ def collect(workdir: Path, base_cfg_path: Path, arms: tuple[str, ...], online_ro
         if ev is None or init is None:
             continue
         scores = per_problem(ev)
-        row: dict = {"arm": arm, "ci95": {}, "config": str(run / "config.yaml"), "eval": str(ev)}
+        row: dict = {"arm": arm, "ci95": {}, "config": str(run / "config.yaml"), "eval": str(ev),
+                     "resolved_config": _yaml(run / "config.yaml")}
         for col, v in scores.items():
             row[col] = round(100 * sum(v.values()) / len(v), 2)
             if col in init:
@@ -130,7 +139,7 @@ def collect(workdir: Path, base_cfg_path: Path, arms: tuple[str, ...], online_ro
 
 
 def markdown(res: dict, command: str) -> str:
-    seen = {c for r in res["arms"] for c in r if c not in ("arm", "ci95", "config", "eval")}
+    seen = {c for r in res["arms"] for c in r if c not in ("arm", "ci95", "config", "eval", "resolved_config")}
     cols = [c for c in COLUMNS if c in seen] + sorted(seen - set(COLUMNS) - {"avg(humaneval+,mbpp+)"})
     cols += ["avg(humaneval+,mbpp+)"] if "avg(humaneval+,mbpp+)" in seen else []
     lines = ["| arm | " + " | ".join(cols) + " |", "|---" * (len(cols) + 1) + "|"]
@@ -193,9 +202,16 @@ def main(argv: list[str] | None = None) -> int:
             signal.alarm(0)
 
     res = collect(workdir, base_path, arms, args.online_rounds)
-    command = "python benchmarks/plum_gain.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    # what reproduces the numbers: the experiment's own settings, not this sitting's flags
+    cmd = ["python benchmarks/plum_gain.py", f"--workdir {args.workdir}"]
+    if Path(args.config).resolve() != (ROOT / "configs" / "plum-gain.yaml").resolve():
+        cmd.append(f"--config {args.config}")
+    if args.online_rounds != 2:
+        cmd.append(f"--online-rounds {args.online_rounds}")
+    cmd += [f"--set {o}" for o in args.overrides]
+    command = " ".join(cmd) + "   # rerun until every arm is done (each sitting <= --budget-min)"
     atomic_write_json(Path(args.results), res)
-    md = markdown(res, command.strip())
+    md = markdown(res, command)
     atomic_write_text(Path(args.results).with_suffix(".md"), md)
     print(md)
     runs = [workdir / "trunk"] + [workdir / a for a in arms if (workdir / a / "state.json").exists()]

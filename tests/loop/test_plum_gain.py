@@ -75,6 +75,7 @@ sandbox: {{timeout_s: 3.0, workers: 2}}
         ci = r["ci95"]["tiny-bench"]
         assert ci["low"] <= ci["delta"] <= ci["high"] and ci["n"] == 4
         run = Path(r["config"]).parent
+        assert r["resolved_config"]["name"] == r["arm"]
         st = RunState.load(run)
         assert st.finished and st.summary("tests")["forked_from"] == str(trunk)
         # every arm trained on the trunk's tests
