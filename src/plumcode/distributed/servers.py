@@ -30,7 +30,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from plumcode.generation.hf import CKPT_META, GenerationError, _hash_files, adapter_dir
+from plumcode.generation.hf import CKPT_META, GenerationError, adapter_dir, weights_sha256
 from plumcode.generation.openai_http import OpenAIBackend
 
 log = logging.getLogger(__name__)
@@ -327,21 +327,6 @@ def find_vllm(executable: str = "vllm") -> str:
                               f"{sys.executable} or on PATH: pip install 'plumcode[vllm]' on a CUDA machine, "
                               "or use managed:plumcode (transformers, CPU or one GPU)")
     return found
-
-
-def weights_sha256(model: str) -> str | None:
-    """Content hash of served weights, as ``TransformersBackend`` computes it (same policy, same id)."""
-    from plumcode.models.registry import get_entry, is_registered
-
-    if is_registered(model):
-        return get_entry(model).sha256
-    p = Path(model)
-    if p.is_file():
-        return _hash_files([p])
-    if p.is_dir():
-        files = [f for f in p.iterdir() if f.suffix in (".safetensors", ".bin") or f.name == "config.json"]
-        return _hash_files(files) if files else None
-    return None
 
 
 class ManagedOpenAIBackend(OpenAIBackend):

@@ -39,6 +39,22 @@ def _hash_files(paths: list[Path]) -> str:
     return h.hexdigest()
 
 
+def weights_sha256(model: str) -> str | None:
+    """Content hash of a model's weights (registry pin, a file, or a folder's weight files), so the
+    same weights get the same policy id in every engine that serves them."""
+    from plumcode.models.registry import get_entry, is_registered
+
+    if is_registered(model):
+        return get_entry(model).sha256
+    p = Path(model).expanduser()
+    if p.is_file():
+        return _hash_files([p])
+    if p.is_dir():
+        files = [f for f in p.iterdir() if f.suffix in (".safetensors", ".bin") or f.name == "config.json"]
+        return _hash_files(files) if files else None
+    return None
+
+
 def adapter_dir(path: str | os.PathLike) -> Path:
     """The PEFT adapter directory of ``path``: itself, or a plumcode checkpoint's ``adapter/``."""
     p = Path(path).expanduser()
@@ -241,7 +257,6 @@ class TransformersBackend:
                 "adapter": self.adapter, "adapter_sha256": self._adapter_sha, "dtype": self.dtype}
 
     def _base_sha(self) -> str | None:
-        from plumcode.models.registry import get_entry, is_registered
 
         src = getattr(self.model, "plumcode_source", None)
         if src is None and hasattr(self.model, "get_base_model"):
@@ -250,16 +265,7 @@ class TransformersBackend:
             return src["sha256"]  # the pinned GGUF it was dequantised from
         if src and src.get("kind") == "hub":
             return f"hub:{src['path']}@{src.get('revision')}"
-        spec = self.model_spec
-        if is_registered(spec):
-            return get_entry(spec).sha256
-        p = Path(spec).expanduser()
-        if p.is_file():
-            return _hash_files([p])
-        if p.is_dir():
-            files = [f for f in p.iterdir() if f.suffix in (".safetensors", ".bin") or f.name == "config.json"]
-            return _hash_files(files) if files else None
-        return None
+        return weights_sha256(self.model_spec)
 
     # -- generation ------------------------------------------------------------------------------
 
