@@ -41,7 +41,8 @@ def _rss_mb() -> float:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
-def build_model(out: Path, hidden: int, layers: int, tokenizer: Path | None) -> Path:
+def build_model(out: Path, hidden: int, layers: int, tokenizer: Path | None, intermediate: int | None = None,
+                heads: int | None = None, kv_heads: int | None = None) -> Path:
     import torch
     from transformers import AutoTokenizer, Qwen2Config, Qwen2ForCausalLM
 
@@ -55,9 +56,9 @@ def build_model(out: Path, hidden: int, layers: int, tokenizer: Path | None) -> 
     tok = AutoTokenizer.from_pretrained(tokenizer)
     tok.save_pretrained(out)
     torch.manual_seed(0)
-    cfg = Qwen2Config(vocab_size=len(tok), hidden_size=hidden, intermediate_size=hidden * 4,
-                      num_hidden_layers=layers, num_attention_heads=max(2, hidden // 64),
-                      num_key_value_heads=max(1, hidden // 256), max_position_embeddings=4096,
+    cfg = Qwen2Config(vocab_size=len(tok), hidden_size=hidden, intermediate_size=intermediate or hidden * 4,
+                      num_hidden_layers=layers, num_attention_heads=heads or max(2, hidden // 64),
+                      num_key_value_heads=kv_heads or max(1, hidden // 256), max_position_embeddings=4096,
                       tie_word_embeddings=True, eos_token_id=tok.eos_token_id,
                       pad_token_id=tok.pad_token_id or tok.eos_token_id)
     Qwen2ForCausalLM(cfg).save_pretrained(out)
@@ -120,6 +121,8 @@ def worker_trl(a: argparse.Namespace) -> dict:
             cpu_times.append(time.process_time() - self.c)
 
     kw = {} if a.trl_variant == "default" else {"bf16": False, "gradient_checkpointing": False}
+    if a.trl_variant == "bf16":  # TRL's bf16 autocast without its default activation checkpointing
+        kw = {"bf16": True, "gradient_checkpointing": False}
     if a.trl_variant == "precompute":
         kw["precompute_ref_log_probs"] = True
     args = DPOConfig(output_dir=tempfile.mkdtemp(), per_device_train_batch_size=a.batch_size, max_steps=a.steps,
@@ -147,7 +150,7 @@ def worker_ours(a: argparse.Namespace) -> dict:
     mem = a.which == "ours-mem"
     cfg = TrainConfig(objective="dpo", lora=False, batch_size=a.batch_size, max_steps=a.steps, learning_rate=a.lr,
                       warmup_ratio=0.0, max_length=a.max_length, memory_saving=mem, seed=0,
-                      length_sorted=not a.unsorted)
+                      length_sorted=not a.unsorted, dtype=a.ours_dtype)
     msgs: list[str] = []
     if torch.cuda.is_available():
         torch.cuda.reset_peak_memory_stats()
@@ -160,13 +163,13 @@ def worker_ours(a: argparse.Namespace) -> dict:
             "ref_s": ref[0] if ref else 0.0,
             "examples": res.examples, "peak_rss_mb": _peak_rss_mb(),
             "cuda_peak_mb": torch.cuda.max_memory_allocated() / 2**20 if torch.cuda.is_available() else None,
-            "config": {"memory_saving": mem, "length_sorted": not a.unsorted}}
+            "config": {"memory_saving": mem, "length_sorted": not a.unsorted, "dtype": a.ours_dtype}}
 
 
 def run_worker(which: str, a: argparse.Namespace, extra: list[str]) -> dict:
     cmd = [sys.executable, __file__, "--worker", which, "--model", str(a.model), "--data", str(a.data),
            "--steps", str(a.steps), "--batch-size", str(a.batch_size), "--lr", str(a.lr),
-           "--max-length", str(a.max_length), "--threads", str(a.threads)] + extra
+           "--max-length", str(a.max_length), "--threads", str(a.threads), "--ours-dtype", a.ours_dtype] + extra
     t = time.perf_counter()
     r = subprocess.run(cmd, capture_output=True, text=True)
     if r.returncode != 0:
@@ -184,6 +187,11 @@ def main() -> None:
     ap.add_argument("--data")
     ap.add_argument("--hidden", type=int, default=256)
     ap.add_argument("--layers", type=int, default=6)
+    ap.add_argument("--intermediate", type=int, help="MLP width (default 4 x hidden)")
+    ap.add_argument("--heads", type=int, help="attention heads (default hidden // 64)")
+    ap.add_argument("--kv-heads", type=int, help="key/value heads (default hidden // 256)")
+    ap.add_argument("--shape", choices=["qwen2.5-0.5b"], help="Qwen2.5-0.5B's exact shape (random weights)")
+    ap.add_argument("--tokenizer", help="tokenizer dir for the random model (default: the cached Qwen2.5 one)")
     ap.add_argument("--pairs", type=int, default=48, help="DPO pairs in the data set")
     ap.add_argument("--steps", type=int, default=8)
     ap.add_argument("--warmup", type=int, default=2, help="steps left out of the median")
@@ -191,10 +199,12 @@ def main() -> None:
     ap.add_argument("--lr", type=float, default=1e-5)
     ap.add_argument("--max-length", type=int, default=1024)
     ap.add_argument("--threads", type=int, default=max(1, os.cpu_count() or 1))
-    ap.add_argument("--trl-variant", default="default", choices=["default", "fp32", "precompute"])
+    ap.add_argument("--trl-variant", default="default", choices=["default", "fp32", "bf16", "precompute"])
+    ap.add_argument("--ours-dtype", default="auto", help="plumcode's training dtype (auto: bf16 on GPUs, fp32 on CPU)")
     ap.add_argument("--unsorted", action="store_true")
     ap.add_argument("--variants", default="trl,ours,ours-mem",
-                    help="comma list of: trl, trl-fp32, trl-precompute, ours, ours-unsorted, ours-mem")
+                    help="comma list of: trl, trl-fp32, trl-bf16, trl-precompute, ours, ours-fp32, ours-unsorted, "
+                         "ours-mem")
     ap.add_argument("--out", help="write the JSON report here too")
     a = ap.parse_args()
     sys.path.insert(0, str(ROOT / "src"))
@@ -205,9 +215,11 @@ def main() -> None:
         return
 
     work = Path(tempfile.mkdtemp(prefix="plumcode-bench-"))
+    if a.shape == "qwen2.5-0.5b":  # hidden 896, 24 layers, MLP 4864, 14 heads / 2 KV heads
+        a.hidden, a.layers, a.intermediate, a.heads, a.kv_heads = 896, 24, 4864, 14, 2
     if not a.model:
-        tok = QWEN_TOK if (QWEN_TOK / "tokenizer.json").is_file() else None
-        a.model = str(build_model(work / "model", a.hidden, a.layers, tok))
+        tok = Path(a.tokenizer) if a.tokenizer else (QWEN_TOK if (QWEN_TOK / "tokenizer.json").is_file() else None)
+        a.model = str(build_model(work / "model", a.hidden, a.layers, tok, a.intermediate, a.heads, a.kv_heads))
     a.data = a.data or str(build_data(work / "pairs.jsonl", a.pairs))
     from transformers import AutoConfig
 
@@ -225,7 +237,8 @@ def main() -> None:
                     "warmup": a.warmup, "threads": a.threads, "variants": {}}
     for v in a.variants.split(","):
         extra = {"trl": ["--trl-variant", "default"], "trl-fp32": ["--trl-variant", "fp32"],
-                 "trl-precompute": ["--trl-variant", "precompute"], "ours": [], "ours-unsorted": ["--unsorted"],
+                 "trl-bf16": ["--trl-variant", "bf16"], "trl-precompute": ["--trl-variant", "precompute"],
+                 "ours": [], "ours-fp32": ["--ours-dtype", "float32"], "ours-unsorted": ["--unsorted"],
                  "ours-mem": []}[v]
         which = "trl" if v.startswith("trl") else ("ours-mem" if v == "ours-mem" else "ours")
         d = run_worker(which, a, extra)
