@@ -138,6 +138,55 @@ def collect(workdir: Path, base_cfg_path: Path, arms: tuple[str, ...], online_ro
             "online_rounds": online_rounds}
 
 
+def label_audit(workdir: Path) -> dict | None:
+    """How far the synthetic tests' labels on the trunk's round-0 samples agree with the training
+    problems' own dataset asserts (MBPP's three, the first of which the prompt shows): the training
+    signal's label noise, measured on the data PLUM actually trains on. The dataset asserts are weak
+    tests themselves, so a 'false pass' here is a lower bound and a 'false fail' may be a true fail."""
+    from plumcode.io import load_jsonl
+    from plumcode.problems.schema import read_problems
+    from plumcode.sandbox import SandboxConfig, execute
+    from plumcode.sandbox.types import Sample
+
+    trunk = workdir / "trunk"
+    if not RunState.load(trunk).is_done(TRUNK_UNTIL):
+        return None
+    out = workdir / "label_audit.json"  # round 0 of the trunk never changes once done: computed once
+    if out.exists():
+        return json.loads(out.read_text(encoding="utf-8"))
+    rd = trunk / round_dir_name(0)
+    probs = [p for p in read_problems(trunk / "problems.jsonl") if p.tests]
+    if not probs:  # the instructions carry no tests of their own: nothing to audit against
+        return None
+    ids = {p.id for p in probs}
+    samples = [Sample(r["problem_id"], r["sample_id"], r["code"]) for r in load_jsonl(rd / "samples.jsonl")
+               if r["problem_id"] in ids]
+    gt = {v.sample_id: v.passed for v in execute(probs, samples, SandboxConfig())}
+    syn = {r["sample_id"]: (r["problem_id"], bool(r["passed"])) for r in load_jsonl(rd / "verdicts.jsonl")}
+    with_tests = {r["id"] for r in load_jsonl(trunk / "train_problems.jsonl") if r.get("tests")}
+    pairs = [(pid, s, gt[sid]) for sid, (pid, s) in syn.items() if sid in gt and pid in with_tests]
+    n = len(pairs)
+    gt_fail = sum(not g for _, _, g in pairs)
+    gt_pass = n - gt_fail
+    false_pass = sum(s and not g for _, s, g in pairs)
+    false_fail = sum(g and not s for _, s, g in pairs)
+
+    def signal(idx: int) -> int:  # problems whose samples carry both labels
+        by: dict[str, set[bool]] = {}
+        for rec in pairs:
+            by.setdefault(rec[0], set()).add(rec[idx])
+        return sum(len(v) == 2 for v in by.values())
+
+    res = {"samples": n, "problems": len({p for p, _, _ in pairs}),
+           "pass_rate_synthetic": round(sum(s for _, s, _ in pairs) / max(n, 1), 4),
+           "pass_rate_dataset": round(gt_pass / max(n, 1), 4),
+           "agreement": round(sum(s == g for _, s, g in pairs) / max(n, 1), 4),
+           "false_pass": f"{false_pass}/{gt_fail}", "false_fail": f"{false_fail}/{gt_pass}",
+           "problems_with_signal_synthetic": signal(1), "problems_with_signal_dataset": signal(2)}
+    atomic_write_json(out, res)
+    return res
+
+
 def markdown(res: dict, command: str) -> str:
     seen = {c for r in res["arms"] for c in r if c not in ("arm", "ci95", "config", "eval", "resolved_config")}
     cols = [c for c in COLUMNS if c in seen] + sorted(seen - set(COLUMNS) - {"avg(humaneval+,mbpp+)"})
@@ -153,6 +202,14 @@ def markdown(res: dict, command: str) -> str:
         lines.append(f"| {r['arm']} | " + " | ".join(cells) + " |")
     pending = [a for a, s in res["status"].items() if s != "done"]
     table = "\n".join(lines) if res["arms"] else "No arm has finished yet."
+    if res.get("label_audit"):
+        au = res["label_audit"]
+        table += ("\n\nLabel audit, round-0 samples of the trunk (synthetic tests vs the training problems' own "
+                  f"dataset asserts): {au['samples']} samples on {au['problems']} problems, agreement "
+                  f"{100 * au['agreement']:.1f}%, false pass {au['false_pass']}, false fail {au['false_fail']}, "
+                  f"pass rate {100 * au['pass_rate_synthetic']:.1f}% (synthetic) vs "
+                  f"{100 * au['pass_rate_dataset']:.1f}% (dataset), problems with both labels "
+                  f"{au['problems_with_signal_synthetic']} vs {au['problems_with_signal_dataset']}.")
     return ("# plumcode headline experiment (greedy pass@1, %; delta vs initial with paired-bootstrap 95% CI)\n\n"
             + table + "\n\n"
             + (f"Not finished yet: {', '.join(pending)} (rerun the command to continue).\n\n" if pending else "")
@@ -202,6 +259,9 @@ def main(argv: list[str] | None = None) -> int:
             signal.alarm(0)
 
     res = collect(workdir, base_path, arms, args.online_rounds)
+    audit = label_audit(workdir)
+    if audit:
+        res["label_audit"] = audit
     # what reproduces the numbers: the experiment's own settings, not this sitting's flags
     cmd = ["python benchmarks/plum_gain.py", f"--workdir {args.workdir}"]
     if Path(args.config).resolve() != (ROOT / "configs" / "plum-gain.yaml").resolve():

@@ -91,3 +91,31 @@ sandbox: {{timeout_s: 3.0, workers: 2}}
     before = results.read_text()
     assert g.main(common) == 0
     assert json.loads(results.read_text())["arms"] == json.loads(before)["arms"]
+
+
+def test_label_audit_compares_synthetic_labels_with_the_dataset_asserts(tmp_path: Path) -> None:
+    """Four samples of one problem, labelled by (made-up) synthetic verdicts and by the dataset's one
+    assert, run here in the real sandbox. ``return 3`` passes that weak assert: a 'false fail' of the
+    synthetic tests that is really a true fail, the caveat the audit's docstring states."""
+    g = _script()
+    trunk = tmp_path / "trunk"
+    (trunk / "round-000").mkdir(parents=True)
+    st = RunState.load(trunk)
+    st.complete(g.TRUNK_UNTIL, {})
+    write_problems(trunk / "problems.jsonl", [Problem(id="t/0", instruction="add", entry_point="add",
+                                                      reference_solution=ADD,
+                                                      tests=[TestCase("assert", code="assert add(1, 2) == 3\n")])])
+    (trunk / "train_problems.jsonl").write_text(json.dumps({"id": "t/0", "tests": [{"kind": "call"}]}) + "\n")
+    codes = [ADD, "def add(a, b):\n    return 3\n", "def add(a, b):\n    return a - b\n", "def add(a, b):\n    return b + a\n"]
+    synthetic = [True, False, True, False]  # dataset: pass, pass, fail, pass
+    with open(trunk / "round-000" / "samples.jsonl", "w") as f:
+        for i, c in enumerate(codes):
+            f.write(json.dumps({"problem_id": "t/0", "sample_id": f"t/0#{i}", "code": c}) + "\n")
+    with open(trunk / "round-000" / "verdicts.jsonl", "w") as f:
+        for i, ok in enumerate(synthetic):
+            f.write(json.dumps({"problem_id": "t/0", "sample_id": f"t/0#{i}", "passed": ok}) + "\n")
+    au = g.label_audit(tmp_path)
+    assert au == {"samples": 4, "problems": 1, "pass_rate_synthetic": 0.5, "pass_rate_dataset": 0.75,
+                  "agreement": 0.25, "false_pass": "1/1", "false_fail": "2/3",
+                  "problems_with_signal_synthetic": 1, "problems_with_signal_dataset": 1}
+    assert g.label_audit(tmp_path) == au  # cached: computed once
