@@ -120,11 +120,10 @@ def worker_trl(a: argparse.Namespace) -> dict:
             times.append(time.perf_counter() - self.t)
             cpu_times.append(time.process_time() - self.c)
 
-    kw = {} if a.trl_variant == "default" else {"bf16": False, "gradient_checkpointing": False}
-    if a.trl_variant == "bf16":  # TRL's bf16 autocast without its default activation checkpointing
-        kw = {"bf16": True, "gradient_checkpointing": False}
-    if a.trl_variant == "precompute":
-        kw["precompute_ref_log_probs"] = True
+    # default: TRL's own settings; the others turn off its activation checkpointing
+    kw = {"default": {}, "bf16": {"bf16": True, "gradient_checkpointing": False},
+          "fp32": {"bf16": False, "gradient_checkpointing": False},
+          "precompute": {"bf16": False, "gradient_checkpointing": False, "precompute_ref_log_probs": True}}[a.trl_variant]
     args = DPOConfig(output_dir=tempfile.mkdtemp(), per_device_train_batch_size=a.batch_size, max_steps=a.steps,
                      learning_rate=a.lr, report_to=[], save_strategy="no", logging_steps=1000,
                      max_length=a.max_length, seed=0, use_cpu=not torch.cuda.is_available(), **kw)
