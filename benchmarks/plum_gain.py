@@ -29,7 +29,7 @@ import time
 from pathlib import Path
 
 from plumcode.io import atomic_write_json, atomic_write_text
-from plumcode.loop.config import RunConfig, dump_config, load_config
+from plumcode.loop.config import RunConfig, apply_overrides, dump_config, load_config
 from plumcode.loop.fork import fork
 from plumcode.loop.runner import Runner, round_dir_name
 from plumcode.loop.state import RunState
@@ -37,6 +37,13 @@ from plumcode.loop.state import RunState
 ROOT = Path(__file__).resolve().parents[1]
 TRUNK_UNTIL = "round-000/execute"
 ARMS = ("plum-kto-offline", "plum-kto-online", "rft", "plum-dpo")
+# Ablations: a designed arm with config overrides, run only when named in --arms. They answer "why"
+# questions about the designed arms, so they never replace one and the table marks them.
+ABLATIONS: dict[str, tuple[str, tuple[str, ...]]] = {
+    # offline KTO on only the problems whose samples carry both labels: without the undesirable-only
+    # records of none-pass problems (and the desirable-only ones of all-pass problems)
+    "kto-offline-twosided": ("plum-kto-offline", ("preference.options.one_sided=skip",)),
+}
 # a plus benchmark's evaluation also scores its base tests: the column of the original benchmark
 BASE_OF = {"humaneval+": "humaneval", "mbpp+": "mbpp"}
 COLUMNS = ("humaneval", "humaneval+", "mbpp", "mbpp+", "livecodebench")
@@ -48,6 +55,12 @@ class SittingOver(Exception):
 
 def arm_config(base: RunConfig, arm: str, online_rounds: int) -> tuple[RunConfig, int | None]:
     """The arm's config and how many of the trunk's round-0 samples per problem it takes."""
+    if arm in ABLATIONS:
+        of, overrides = ABLATIONS[arm]
+        cfg, take = arm_config(base, of, online_rounds)
+        d = apply_overrides(cfg.model_dump(mode="json"), list(overrides))
+        d["name"] = arm
+        return RunConfig.model_validate(d), take
     d = base.model_dump(mode="json")
     d["name"] = arm
     take = None
@@ -69,7 +82,7 @@ def arm_config(base: RunConfig, arm: str, online_rounds: int) -> tuple[RunConfig
         d.update(rounds=1)
         d["training"]["objective"] = "sft"
     else:
-        raise ValueError(f"unknown arm {arm!r}; choose from {ARMS}")
+        raise ValueError(f"unknown arm {arm!r}; choose from {ARMS} or the ablations {tuple(ABLATIONS)}")
     return RunConfig.model_validate(d), take
 
 
@@ -123,6 +136,8 @@ def collect(workdir: Path, base_cfg_path: Path, arms: tuple[str, ...], online_ro
         scores = per_problem(ev)
         row: dict = {"arm": arm, "ci95": {}, "config": str(run / "config.yaml"), "eval": str(ev),
                      "resolved_config": _yaml(run / "config.yaml")}
+        if arm in ABLATIONS:
+            row["ablation_of"], row["overrides"] = ABLATIONS[arm][0], list(ABLATIONS[arm][1])
         for col, v in scores.items():
             row[col] = round(100 * sum(v.values()) / len(v), 2)
             if col in init:
@@ -188,7 +203,8 @@ def label_audit(workdir: Path) -> dict | None:
 
 
 def markdown(res: dict, command: str) -> str:
-    seen = {c for r in res["arms"] for c in r if c not in ("arm", "ci95", "config", "eval", "resolved_config")}
+    seen = {c for r in res["arms"] for c in r
+            if c not in ("arm", "ci95", "config", "eval", "resolved_config", "ablation_of", "overrides")}
     cols = [c for c in COLUMNS if c in seen] + sorted(seen - set(COLUMNS) - {"avg(humaneval+,mbpp+)"})
     cols += ["avg(humaneval+,mbpp+)"] if "avg(humaneval+,mbpp+)" in seen else []
     lines = ["| arm | " + " | ".join(cols) + " |", "|---" * (len(cols) + 1) + "|"]
@@ -199,7 +215,8 @@ def markdown(res: dict, command: str) -> str:
             ci = r["ci95"].get(c)
             cells.append("" if v is None else (f"{v:.1f} ({ci['delta']:+.1f} [{ci['low']:+.1f}, {ci['high']:+.1f}])"
                                                if ci else f"{v:.1f}"))
-        lines.append(f"| {r['arm']} | " + " | ".join(cells) + " |")
+        name = f"{r['arm']} (ablation: {', '.join(r['overrides'])})" if r.get("ablation_of") else r["arm"]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
     pending = [a for a, s in res["status"].items() if s != "done"]
     table = "\n".join(lines) if res["arms"] else "No arm has finished yet."
     if res.get("label_audit"):
@@ -221,7 +238,8 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--config", default=str(ROOT / "configs" / "plum-gain.yaml"), help="base run config")
     ap.add_argument("--workdir", default="runs/plum-gain")
-    ap.add_argument("--arms", default=",".join(ARMS), help=f"arms to run, in order (of {', '.join(ARMS)})")
+    ap.add_argument("--arms", default=",".join(ARMS),
+                    help=f"arms to run, in order (of {', '.join(ARMS)}; ablations: {', '.join(ABLATIONS)})")
     ap.add_argument("--online-rounds", type=int, default=2)
     ap.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                     help="override a base config field for every arm (fix it for the whole experiment)")

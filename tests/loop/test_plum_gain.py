@@ -119,3 +119,25 @@ def test_label_audit_compares_synthetic_labels_with_the_dataset_asserts(tmp_path
                   "agreement": 0.25, "false_pass": "1/1", "false_fail": "2/3",
                   "problems_with_signal_synthetic": 1, "problems_with_signal_dataset": 1}
     assert g.label_audit(tmp_path) == au  # cached: computed once
+
+
+def test_ablation_arms_are_a_designed_arm_with_overrides_and_marked_in_the_table() -> None:
+    from plumcode.loop.config import load_config
+
+    g = _script()
+    base = load_config(ROOT / "configs" / "plum-gain.yaml")
+    cfg, take = g.arm_config(base, "kto-offline-twosided", 2)
+    ref, ref_take = g.arm_config(base, "plum-kto-offline", 2)
+    assert cfg.name == "kto-offline-twosided" and take == ref_take
+    assert cfg.preference.options == {"one_sided": "skip"} and ref.preference.options == {}
+    assert cfg.training == ref.training and cfg.rounds == ref.rounds == 1
+    with pytest.raises(ValueError, match="ablations"):
+        g.arm_config(base, "no-such-arm", 2)
+    res = {"arms": [{"arm": "initial", "mbpp+": 40.0, "ci95": {}},
+                    {"arm": "kto-offline-twosided", "mbpp+": 42.0, "ablation_of": "plum-kto-offline",
+                     "overrides": ["preference.options.one_sided=skip"],
+                     "ci95": {"mbpp+": {"delta": 2.0, "low": -1.0, "high": 5.0}}}],
+           "status": {"initial": "done", "kto-offline-twosided": "done"}, "base_config": "b.yaml", "workdir": "wd"}
+    md = g.markdown(res, "cmd")
+    assert "| kto-offline-twosided (ablation: preference.options.one_sided=skip) | 42.0 (+2.0 [-1.0, +5.0]) |" in md
+    assert "ablation_of" not in md.split("\n")[2]  # not a column
