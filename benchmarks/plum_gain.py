@@ -105,6 +105,24 @@ def per_problem(eval_json: Path) -> dict[str, dict[str, float]]:
     return out
 
 
+def answer_stats(eval_json: Path, cfg: RunConfig) -> dict[str, dict]:
+    """How long the arm's evaluation answers are and how many hit the token limit, per benchmark:
+    preference training can drift the policy's length, and a cut-off answer usually fails."""
+    from plumcode.io import load_jsonl
+    from plumcode.loop.runner import file_stem
+
+    out = {}
+    for b in cfg.evaluation.benchmarks:
+        f = eval_json.parent / "eval" / f"{file_stem(b.name)}.samples.jsonl"
+        rows = list(load_jsonl(f)) if f.exists() else []
+        if rows:
+            toks = [int(r.get("n_tokens") or 0) for r in rows]
+            out[b.name] = {
+                "samples": len(rows), "mean_tokens": round(sum(toks) / len(toks), 1),
+                "cut_at_limit": sum(r.get("finish_reason") == "length" for r in rows)}
+    return out
+
+
 def _yaml(path: Path) -> dict:
     """The arm's whole resolved config, so the results file stands alone outside the workdir."""
     import yaml
@@ -125,7 +143,7 @@ def collect(workdir: Path, base_cfg_path: Path, arms: tuple[str, ...], online_ro
     if init:
         rows.append({"arm": "initial", **{c: round(100 * sum(v.values()) / len(v), 2) for c, v in init.items()},
                      "ci95": {}, "config": str(trunk / "config.yaml"), "eval": str(init_eval),
-                     "resolved_config": _yaml(trunk / "config.yaml")})
+                     "resolved_config": _yaml(trunk / "config.yaml"), "answers": answer_stats(init_eval, base)})
     for arm in arms:
         cfg, _ = arm_config(base, arm, online_rounds)
         run = workdir / arm
@@ -135,7 +153,7 @@ def collect(workdir: Path, base_cfg_path: Path, arms: tuple[str, ...], online_ro
             continue
         scores = per_problem(ev)
         row: dict = {"arm": arm, "ci95": {}, "config": str(run / "config.yaml"), "eval": str(ev),
-                     "resolved_config": _yaml(run / "config.yaml")}
+                     "resolved_config": _yaml(run / "config.yaml"), "answers": answer_stats(ev, cfg)}
         if arm in ABLATIONS:
             row["ablation_of"], row["overrides"] = ABLATIONS[arm][0], list(ABLATIONS[arm][1])
         for col, v in scores.items():
@@ -204,7 +222,7 @@ def label_audit(workdir: Path) -> dict | None:
 
 def markdown(res: dict, command: str) -> str:
     seen = {c for r in res["arms"] for c in r
-            if c not in ("arm", "ci95", "config", "eval", "resolved_config", "ablation_of", "overrides")}
+            if c not in ("arm", "ci95", "config", "eval", "resolved_config", "ablation_of", "overrides", "answers")}
     cols = [c for c in COLUMNS if c in seen] + sorted(seen - set(COLUMNS) - {"avg(humaneval+,mbpp+)"})
     cols += ["avg(humaneval+,mbpp+)"] if "avg(humaneval+,mbpp+)" in seen else []
     lines = ["| arm | " + " | ".join(cols) + " |", "|---" * (len(cols) + 1) + "|"]
@@ -219,6 +237,15 @@ def markdown(res: dict, command: str) -> str:
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     pending = [a for a, s in res["status"].items() if s != "done"]
     table = "\n".join(lines) if res["arms"] else "No arm has finished yet."
+    benches = list(dict.fromkeys(b for r in res["arms"] for b in r.get("answers", {})))
+    if benches:
+        table += ("\n\nEvaluation answers: mean length in tokens / answers cut at the token limit\n\n| arm | "
+                  + " | ".join(benches) + " |\n" + "|---" * (len(benches) + 1) + "|\n")
+        for r in res["arms"]:
+            a = r.get("answers", {})
+            table += f"| {r['arm']} | " + " | ".join(
+                f"{a[b]['mean_tokens']:.0f} / {a[b]['cut_at_limit']}" if b in a else "" for b in benches) + " |\n"
+        table = table.rstrip("\n")
     if res.get("label_audit"):
         au = res["label_audit"]
         table += ("\n\nLabel audit, round-0 samples of the trunk (synthetic tests vs the training problems' own "

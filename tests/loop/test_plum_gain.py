@@ -70,6 +70,10 @@ sandbox: {{timeout_s: 3.0, workers: 2}}
     assert [r["arm"] for r in res["arms"]] == ["initial", "plum-kto-offline", "plum-kto-online", "rft", "plum-dpo"]
     assert set(res["status"].values()) == {"done"}
     trunk = wd / "trunk"
+    for r in res["arms"]:  # every arm's answer lengths, from its own evaluation samples
+        a = r["answers"]["tiny-bench"]
+        assert a["samples"] == 4 and 0 < a["mean_tokens"] <= 72 and 0 <= a["cut_at_limit"] <= 4
+    assert "Evaluation answers: mean length in tokens" in results.with_suffix(".md").read_text()
     for r in res["arms"][1:]:
         assert 0.0 <= r["tiny-bench"] <= 100.0
         ci = r["ci95"]["tiny-bench"]

@@ -191,7 +191,7 @@ class Runner:
         for b in self.cfg.evaluation.benchmarks:
             bp = stages.load_benchmark(b.name, b.path, limit=b.limit)
             bench_problems[b.name] = bp
-            stages.write_problems(self.dir / "benchmarks" / f"{_safe(b.name)}.jsonl", bp)
+            stages.write_problems(self.dir / "benchmarks" / f"{file_stem(b.name)}.jsonl", bp)
         dropped_all: list[dict] = []
         if pc.decontaminate and bench_problems:
             # against the *whole* benchmarks, not only the evaluated slices; before the limit, so
@@ -281,8 +281,8 @@ class Runner:
         greedy = ec.temperature == 0.0 and ec.n == 1
         done: dict[tuple, dict] = {}  # greedy: a prompt already answered for an earlier benchmark
         for b in ec.benchmarks:
-            problems = stages.read_problems(self.dir / "benchmarks" / f"{_safe(b.name)}.jsonl")
-            samples_path = out_dir / "eval" / f"{_safe(b.name)}.samples.jsonl"
+            problems = stages.read_problems(self.dir / "benchmarks" / f"{file_stem(b.name)}.jsonl")
+            samples_path = out_dir / "eval" / f"{file_stem(b.name)}.samples.jsonl"
             if greedy:
                 _reuse_greedy(problems, done, samples_path)
             stages.sample(problems, backend, samples_path, n=ec.n, temperature=ec.temperature, top_p=1.0,
@@ -292,9 +292,9 @@ class Runner:
                 keys = {p.id: _prompt_key(p) for p in problems}
                 for rec in load_jsonl(samples_path):
                     done.setdefault(keys.get(str(rec["problem_id"]), ()), rec)
-            results[b.name] = stages.evaluate(self.dir / "benchmarks" / f"{_safe(b.name)}.jsonl", samples_path,
+            results[b.name] = stages.evaluate(self.dir / "benchmarks" / f"{file_stem(b.name)}.jsonl", samples_path,
                                               ec, self.cfg.sandbox,
-                                              out_dir / "eval" / f"{_safe(b.name)}.verdicts.jsonl",
+                                              out_dir / "eval" / f"{file_stem(b.name)}.verdicts.jsonl",
                                               benchmark=b.name)
         atomic_write_json(out_dir / "eval.json", {"policy": spec, "benchmarks": results})
         return {"policy": spec, **{f"pass@1[{k}]": v.get("pass@1") for k, v in results.items()}}
@@ -384,7 +384,8 @@ def _numeric_id(pid: str) -> int:
     return int(m.group(1)) if m else -1
 
 
-def _safe(name: str) -> str:
+def file_stem(name: str) -> str:
+    """A benchmark's name as used in the run directory's file names (``humaneval+`` -> ``humanevalplus``)."""
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", name.replace("+", "plus"))
 
 
