@@ -43,6 +43,9 @@ ABLATIONS: dict[str, tuple[str, tuple[str, ...]]] = {
     # offline KTO on only the problems whose samples carry both labels: without the undesirable-only
     # records of none-pass problems (and the desirable-only ones of all-pass problems)
     "kto-offline-twosided": ("plum-kto-offline", ("preference.options.one_sided=skip",)),
+    # offline KTO plus the NLL of the desirable completions (RPO-style anchor): does keeping the chosen
+    # likelihood from falling stop the drift to longer, worse answers?
+    "kto-offline-anchored": ("plum-kto-offline", ("training.options.sft_weight=1.0",)),
 }
 # a plus benchmark's evaluation also scores its base tests: the column of the original benchmark
 BASE_OF = {"humaneval+": "humaneval", "mbpp+": "mbpp"}

@@ -11,7 +11,7 @@ import torch
 from plumcode.io import load_jsonl
 from plumcode.training.data import build_examples
 from plumcode.training.logprobs import CompletionLogps, collate
-from plumcode.training.losses import dpo_loss, kto_kl, kto_loss
+from plumcode.training.losses import dpo_loss, kto_kl, kto_loss, with_sft
 from plumcode.training.trainer import _kl_seqs
 
 trl = pytest.importorskip("trl")
@@ -35,22 +35,28 @@ def _logps(model, seqs, pad_id):
         return CompletionLogps(model)(**collate(seqs, pad_id))
 
 
-def test_dpo_loss_equals_trl(tiny_model_dir, pref_files, tmp_path):
+@pytest.mark.parametrize("sft_weight", [0.0, 0.3])
+def test_dpo_loss_equals_trl(tiny_model_dir, pref_files, tmp_path, sft_weight):
+    """Plain sigmoid DPO, and with the chosen-NLL term (ours: sft_weight; TRL: loss_type sigmoid+sft)."""
     from datasets import Dataset
     from trl import DPOConfig, DPOTrainer
 
     recs = load_jsonl(pref_files["paired"])[:4]
     pol, ref, tok = _models(tiny_model_dir)
     ex, _ = build_examples(recs, tok, "dpo", 1024)
-    ch = _logps(pol, [e.seqs[0] for e in ex], tok.pad_token_id)
+    col = collate([e.seqs[0] for e in ex], tok.pad_token_id)
+    with torch.no_grad():
+        ch = CompletionLogps(pol)(**col)
     rj = _logps(pol, [e.seqs[1] for e in ex], tok.pad_token_id)
     rch = _logps(ref, [e.seqs[0] for e in ex], tok.pad_token_id)
     rrj = _logps(ref, [e.seqs[1] for e in ex], tok.pad_token_id)
-    ours, m = dpo_loss(ch, rj, rch, rrj, beta=0.1)
+    ours, m = with_sft(*dpo_loss(ch, rj, rch, rrj, beta=0.1), ch, col["n_completion"], sft_weight)
     assert abs(m["rewards/margins"]) > 1e-3  # non-trivial batch
+    assert ("nll" in m) == bool(sft_weight)
 
+    extra = {"loss_type": ["sigmoid", "sft"], "loss_weights": [1.0, sft_weight]} if sft_weight else {}
     args = DPOConfig(output_dir=str(tmp_path / "trl"), per_device_train_batch_size=4, beta=0.1, report_to=[],
-                     use_cpu=True, max_length=1024, bf16=False)
+                     use_cpu=True, max_length=1024, bf16=False, **extra)
     trainer = DPOTrainer(model=pol, ref_model=ref, args=args, train_dataset=Dataset.from_list(recs),
                          processing_class=tok)
     batch = next(iter(trainer.get_train_dataloader()))
@@ -90,3 +96,16 @@ def test_kto_loss_equals_trl(tiny_model_dir, pref_files, tmp_path):
         theirs = trainer.compute_loss(trainer.model, batch)
     assert trainer._metrics["eval"]["kl"][-1] == pytest.approx(float(kl), rel=1e-4, abs=1e-6)
     assert math.isclose(ours.item(), theirs.item(), rel_tol=1e-5, abs_tol=1e-6), (ours.item(), theirs.item())
+
+
+def test_kto_with_sft_adds_the_desirable_nll_per_token():
+    lp = torch.tensor([-10.0, -30.0, -20.0])
+    ntok = torch.tensor([5, 10, 4])
+    labels = torch.tensor([True, False, True])
+    base, _ = kto_loss(lp, lp + 1.0, labels, torch.zeros(()), beta=0.1)
+    loss, m = with_sft(base, {"loss": base.item()}, lp[labels], ntok[labels], 0.5)
+    assert m["nll"] == pytest.approx(30.0 / 9) and loss.item() == pytest.approx(base.item() + 0.5 * 30.0 / 9)
+    same, m0 = with_sft(base, {"loss": base.item()}, lp[labels], ntok[labels], 0.0)
+    assert same is base and "nll" not in m0
+    none, _ = with_sft(base, {}, lp[torch.zeros(3, dtype=torch.bool)], ntok[:0], 0.5)  # no desirable in batch
+    assert none is base

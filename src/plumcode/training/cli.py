@@ -24,6 +24,7 @@ def register(sub: argparse._SubParsersAction, name: str, help: str) -> None:
     for flag, field, typ in [("--lora-r", "lora_r", int), ("--lora-alpha", "lora_alpha", int),
                              ("--beta", "beta", float), ("--desirable-weight", "desirable_weight", float),
                              ("--undesirable-weight", "undesirable_weight", float),
+                             ("--sft-weight", "sft_weight", float),
                              ("--lr", "learning_rate", float), ("--epochs", "epochs", float),
                              ("--max-steps", "max_steps", int), ("--batch-size", "batch_size", int),
                              ("--grad-accum", "grad_accum", int), ("--max-length", "max_length", int),

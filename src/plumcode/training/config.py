@@ -24,6 +24,10 @@ class TrainConfig:
     desirable_weight: float | None = None
     undesirable_weight: float | None = None
     kto_kl: bool = True  # TRL's batch KL estimate from mismatched (prompt, completion) pairs
+    # NLL (mean per token) of the desirable/chosen completions added with this weight: TRL DPO's
+    # loss_type=["sigmoid", "sft"], loss_weights=[1, w] (RPO, Pang et al. 2024). It keeps the chosen
+    # likelihood from falling with the rejected one, the drift preference losses show on code.
+    sft_weight: float = 0.0
     # parameters
     lora: bool = True
     lora_r: int = 16

@@ -55,6 +55,17 @@ def kto_loss(logps: torch.Tensor, ref_logps: torch.Tensor, labels: torch.Tensor,
     return loss, m
 
 
+def with_sft(loss: torch.Tensor, metrics: dict[str, float], token_logps_sum: torch.Tensor, n_tokens: torch.Tensor,
+             weight: float) -> tuple[torch.Tensor, dict[str, float]]:
+    """``loss + weight * NLL`` of the given (desirable/chosen) completions, mean per token as in TRL's
+    ``"sft"`` DPO loss term; no change when ``weight`` is 0 or there is no such completion."""
+    if not weight or token_logps_sum.numel() == 0:
+        return loss, metrics
+    nll = -token_logps_sum.sum() / n_tokens.sum().clamp(min=1)
+    loss = loss + weight * nll
+    return loss, {**metrics, "loss": loss.item(), "nll": nll.item()}
+
+
 def sft_loss(token_logps_sum: torch.Tensor, n_tokens: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
     """Rejection-sampling fine-tuning: mean negative log-likelihood per completion token."""
     loss = -token_logps_sum.sum() / n_tokens.sum().clamp(min=1)

@@ -160,7 +160,7 @@ def _step_loss(policy: Any, batch: list[Example], ref: dict[str, list], cfg: Tra
     import torch
 
     from plumcode.training.logprobs import collate
-    from plumcode.training.losses import dpo_loss, kto_kl, kto_loss, sft_loss
+    from plumcode.training.losses import dpo_loss, kto_kl, kto_loss, sft_loss, with_sft
 
     if cfg.objective == "dpo":
         seqs = [e.seqs[0] for e in batch] + [e.seqs[1] for e in batch]
@@ -169,7 +169,8 @@ def _step_loss(policy: Any, batch: list[Example], ref: dict[str, list], cfg: Tra
         n = len(batch)
         ref_c = torch.tensor([ref["seq"][e.index][0] for e in batch], device=lp.device, dtype=lp.dtype)
         ref_r = torch.tensor([ref["seq"][e.index][1] for e in batch], device=lp.device, dtype=lp.dtype)
-        return dpo_loss(lp[:n], lp[n:], ref_c, ref_r, cfg.beta)
+        ntok = col["n_completion"].to(lp.device)
+        return with_sft(*dpo_loss(lp[:n], lp[n:], ref_c, ref_r, cfg.beta), lp[:n], ntok[:n], cfg.sft_weight)
     seqs = [e.seqs[0] for e in batch]
     col = {k: v.to(device) for k, v in collate(seqs, pad_id).items()}
     lp = policy(**col)
@@ -183,7 +184,9 @@ def _step_loss(policy: Any, batch: list[Example], ref: dict[str, list], cfg: Tra
         ref_kl = torch.tensor([ref["kl"][e.index] for e in batch], device=kl_lp.device)
     ref_lp = torch.tensor([ref["seq"][e.index][0] for e in batch], device=lp.device, dtype=lp.dtype)
     labels = torch.tensor([bool(e.label) for e in batch], device=lp.device)
-    return kto_loss(lp, ref_lp, labels, kto_kl(kl_lp, ref_kl), cfg.beta, *weights)
+    ntok = col["n_completion"].to(lp.device)
+    return with_sft(*kto_loss(lp, ref_lp, labels, kto_kl(kl_lp, ref_kl), cfg.beta, *weights), lp[labels],
+                    ntok[labels], cfg.sft_weight)
 
 
 def _trainable(model: Any) -> list[Any]:
@@ -219,6 +222,8 @@ def train(preferences_path: str | Path, model_spec: Any, config: TrainConfig | N
     cfg = config or TrainConfig()
     if cfg.objective not in ("kto", "dpo", "sft"):
         raise ValueError(f"objective must be kto, dpo or sft, not {cfg.objective!r}")
+    if cfg.sft_weight < 0:
+        raise ValueError(f"sft_weight must be >= 0, not {cfg.sft_weight}")
     t0 = time.time()
     pref = Path(preferences_path)
     out = Path(out_dir)
