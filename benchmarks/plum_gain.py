@@ -26,26 +26,46 @@ import json
 import signal
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from plumcode.io import atomic_write_json, atomic_write_text
 from plumcode.loop.config import RunConfig, apply_overrides, dump_config, load_config
-from plumcode.loop.fork import fork
+from plumcode.loop.fork import SHAREABLE, fork
 from plumcode.loop.runner import Runner, round_dir_name
 from plumcode.loop.state import RunState
 
 ROOT = Path(__file__).resolve().parents[1]
 TRUNK_UNTIL = "round-000/execute"
 ARMS = ("plum-kto-offline", "plum-kto-online", "rft", "plum-dpo")
-# Ablations: a designed arm with config overrides, run only when named in --arms. They answer "why"
-# questions about the designed arms, so they never replace one and the table marks them.
-ABLATIONS: dict[str, tuple[str, tuple[str, ...]]] = {
-    # offline KTO on only the problems whose samples carry both labels: without the undesirable-only
-    # records of none-pass problems (and the desirable-only ones of all-pass problems)
-    "kto-offline-twosided": ("plum-kto-offline", ("preference.options.one_sided=skip",)),
-    # offline KTO plus the NLL of the desirable completions (RPO-style anchor): does keeping the chosen
-    # likelihood from falling stop the drift to longer, worse answers?
-    "kto-offline-anchored": ("plum-kto-offline", ("training.options.sft_weight=1.0",)),
+
+
+@dataclass(frozen=True)
+class Ablation:
+    """A designed arm changed in one respect, run only when named in --arms. Ablations answer "why"
+    questions about the designed arms, so they never replace one and the table marks them."""
+
+    of: str  # the designed arm it modifies
+    why: str
+    overrides: tuple[str, ...] = ()  # config overrides (``--set`` syntax)
+    # "no-augmented": the arm's copy of the trunk's tests loses the type-aware augmented ones before
+    # its round 0 executes, so the trunk's samples are relabelled by the LM-proposed inputs alone
+    tests: str = "all"
+
+    def describe(self) -> list[str]:
+        return list(self.overrides) + (["tests: augmented dropped"] if self.tests == "no-augmented" else [])
+
+
+ABLATIONS: dict[str, Ablation] = {
+    "kto-offline-twosided": Ablation("plum-kto-offline", "only problems whose samples carry both labels: "
+                                     "no undesirable-only records of none-pass problems",
+                                     ("preference.options.one_sided=skip",)),
+    "kto-offline-anchored": Ablation("plum-kto-offline", "plus the NLL of the desirable completions (RPO-style): "
+                                     "does keeping the chosen likelihood up stop the drift?",
+                                     ("training.options.sft_weight=1.0",)),
+    "kto-offline-noaug": Ablation("plum-kto-offline", "labels from the LM-proposed inputs only: the label audit "
+                                  "measures 4% false fails without the augmented tests against 18% with them",
+                                  tests="no-augmented"),
 }
 # a plus benchmark's evaluation also scores its base tests: the column of the original benchmark
 BASE_OF = {"humaneval+": "humaneval", "mbpp+": "mbpp"}
@@ -59,9 +79,9 @@ class SittingOver(Exception):
 def arm_config(base: RunConfig, arm: str, online_rounds: int) -> tuple[RunConfig, int | None]:
     """The arm's config and how many of the trunk's round-0 samples per problem it takes."""
     if arm in ABLATIONS:
-        of, overrides = ABLATIONS[arm]
-        cfg, take = arm_config(base, of, online_rounds)
-        d = apply_overrides(cfg.model_dump(mode="json"), list(overrides))
+        ab = ABLATIONS[arm]
+        cfg, take = arm_config(base, ab.of, online_rounds)
+        d = apply_overrides(cfg.model_dump(mode="json"), list(ab.overrides))
         d["name"] = arm
         return RunConfig.model_validate(d), take
     d = base.model_dump(mode="json")
@@ -158,7 +178,7 @@ def collect(workdir: Path, base_cfg_path: Path, arms: tuple[str, ...], online_ro
         row: dict = {"arm": arm, "ci95": {}, "config": str(run / "config.yaml"), "eval": str(ev),
                      "resolved_config": _yaml(run / "config.yaml"), "answers": answer_stats(ev, cfg)}
         if arm in ABLATIONS:
-            row["ablation_of"], row["overrides"] = ABLATIONS[arm][0], list(ABLATIONS[arm][1])
+            row["ablation_of"], row["overrides"] = ABLATIONS[arm].of, ABLATIONS[arm].describe()
         for col, v in scores.items():
             row[col] = round(100 * sum(v.values()) / len(v), 2)
             if col in init:
@@ -174,12 +194,43 @@ def collect(workdir: Path, base_cfg_path: Path, arms: tuple[str, ...], online_ro
             "online_rounds": online_rounds}
 
 
+AUDIT_VERSION = 2  # a cached label_audit.json of another version is recomputed
+
+
+def _canon(test: dict) -> str:
+    return json.dumps(test, sort_keys=True)
+
+
+def _audit(pairs: list[tuple[str, bool, bool]]) -> dict:
+    """Agreement of (problem, synthetic label, dataset label) triples."""
+    n = len(pairs)
+    gt_fail = sum(not g for _, _, g in pairs)
+
+    def signal(idx: int) -> int:  # problems whose samples carry both labels
+        by: dict[str, set[bool]] = {}
+        for rec in pairs:
+            by.setdefault(rec[0], set()).add(rec[idx])
+        return sum(len(v) == 2 for v in by.values())
+
+    return {"samples": n, "problems": len({p for p, _, _ in pairs}),
+            "pass_rate_synthetic": round(sum(s for _, s, _ in pairs) / max(n, 1), 4),
+            "pass_rate_dataset": round((n - gt_fail) / max(n, 1), 4),
+            "agreement": round(sum(s == g for _, s, g in pairs) / max(n, 1), 4),
+            "false_pass": f"{sum(s and not g for _, s, g in pairs)}/{gt_fail}",
+            "false_fail": f"{sum(g and not s for _, s, g in pairs)}/{n - gt_fail}",
+            "problems_with_signal_synthetic": signal(1), "problems_with_signal_dataset": signal(2)}
+
+
 def label_audit(workdir: Path) -> dict | None:
     """How far the synthetic tests' labels on the trunk's round-0 samples agree with the training
     problems' own dataset asserts (MBPP's three, the first of which the prompt shows): the training
     signal's label noise, measured on the data PLUM actually trains on. The dataset asserts are weak
-    tests themselves, so a 'false pass' here is a lower bound and a 'false fail' may be a true fail."""
-    from plumcode.io import load_jsonl
+    tests themselves, so a 'false pass' here is a lower bound and a 'false fail' may be a true fail.
+
+    ``without_augmented`` relabels the same samples from their per-test results with the
+    type-aware augmented tests left out (the LM-proposed inputs only): what augmentation buys in
+    false passes and costs in false fails, with no new execution."""
+    from plumcode.io import atomic_write_jsonl, load_jsonl
     from plumcode.problems.schema import read_problems
     from plumcode.sandbox import SandboxConfig, execute
     from plumcode.sandbox.types import Sample
@@ -189,7 +240,9 @@ def label_audit(workdir: Path) -> dict | None:
         return None
     out = workdir / "label_audit.json"  # round 0 of the trunk never changes once done: computed once
     if out.exists():
-        return json.loads(out.read_text(encoding="utf-8"))
+        cached = json.loads(out.read_text(encoding="utf-8"))
+        if cached.get("version") == AUDIT_VERSION:
+            return cached
     rd = trunk / round_dir_name(0)
     probs = [p for p in read_problems(trunk / "problems.jsonl") if p.tests]
     if not probs:  # the instructions carry no tests of their own: nothing to audit against
@@ -197,28 +250,34 @@ def label_audit(workdir: Path) -> dict | None:
     ids = {p.id for p in probs}
     samples = [Sample(r["problem_id"], r["sample_id"], r["code"]) for r in load_jsonl(rd / "samples.jsonl")
                if r["problem_id"] in ids]
-    gt = {v.sample_id: v.passed for v in execute(probs, samples, SandboxConfig())}
-    syn = {r["sample_id"]: (r["problem_id"], bool(r["passed"])) for r in load_jsonl(rd / "verdicts.jsonl")}
-    with_tests = {r["id"] for r in load_jsonl(trunk / "train_problems.jsonl") if r.get("tests")}
-    pairs = [(pid, s, gt[sid]) for sid, (pid, s) in syn.items() if sid in gt and pid in with_tests]
-    n = len(pairs)
-    gt_fail = sum(not g for _, _, g in pairs)
-    gt_pass = n - gt_fail
-    false_pass = sum(s and not g for _, s, g in pairs)
-    false_fail = sum(g and not s for _, s, g in pairs)
-
-    def signal(idx: int) -> int:  # problems whose samples carry both labels
-        by: dict[str, set[bool]] = {}
-        for rec in pairs:
-            by.setdefault(rec[0], set()).add(rec[idx])
-        return sum(len(v) == 2 for v in by.values())
-
-    res = {"samples": n, "problems": len({p for p, _, _ in pairs}),
-           "pass_rate_synthetic": round(sum(s for _, s, _ in pairs) / max(n, 1), 4),
-           "pass_rate_dataset": round(gt_pass / max(n, 1), 4),
-           "agreement": round(sum(s == g for _, s, g in pairs) / max(n, 1), 4),
-           "false_pass": f"{false_pass}/{gt_fail}", "false_fail": f"{false_fail}/{gt_pass}",
-           "problems_with_signal_synthetic": signal(1), "problems_with_signal_dataset": signal(2)}
+    gt_path = workdir / "label_audit.verdicts.jsonl"  # the dataset asserts' verdicts, kept for inspection
+    gt_rows = list(load_jsonl(gt_path)) if gt_path.exists() else []
+    if {r["sample_id"] for r in gt_rows} != {s.sample_id for s in samples}:
+        gt_rows = [v.to_json() for v in execute(probs, samples, SandboxConfig())]
+        atomic_write_jsonl(gt_path, gt_rows)
+    gt = {str(r["sample_id"]): bool(r["passed"]) for r in gt_rows}
+    verdicts = list(load_jsonl(rd / "verdicts.jsonl"))
+    with_tests = {r["id"]: r.get("tests") or [] for r in load_jsonl(trunk / "train_problems.jsonl")}
+    pairs = [(str(v["problem_id"]), bool(v["passed"]), gt[str(v["sample_id"])]) for v in verdicts
+             if str(v["sample_id"]) in gt and with_tests.get(v["problem_id"])]
+    res = {"version": AUDIT_VERSION, **_audit(pairs)}
+    # which kept tests are augmented: tests.jsonl records each test's origin
+    origin: dict[str, dict[str, str]] = {}
+    if (trunk / "tests.jsonl").exists():
+        for rec in load_jsonl(trunk / "tests.jsonl"):
+            origin[str(rec["problem_id"])] = {_canon(t["test"]): str(t.get("origin")) for t in rec.get("tests", [])
+                                              if t.get("status") == "kept"}
+    if any(o == "augmented" for m in origin.values() for o in m.values()):
+        keep = {pid: [origin.get(pid, {}).get(_canon(t)) != "augmented" for t in tests]
+                for pid, tests in with_tests.items()}
+        sub = []
+        for v in verdicts:
+            pid, sid = str(v["problem_id"]), str(v["sample_id"])
+            k, statuses = keep.get(pid) or [], [t.get("status") for t in v.get("tests") or []]
+            if sid not in gt or not any(k) or len(statuses) != len(k):
+                continue  # no LM-proposed test left, or a verdict without per-test results
+            sub.append((pid, all(st == "pass" for st, kk in zip(statuses, k, strict=True) if kk), gt[sid]))
+        res["without_augmented"] = _audit(sub)
     atomic_write_json(out, res)
     return res
 
@@ -257,6 +316,11 @@ def markdown(res: dict, command: str) -> str:
                   f"pass rate {100 * au['pass_rate_synthetic']:.1f}% (synthetic) vs "
                   f"{100 * au['pass_rate_dataset']:.1f}% (dataset), problems with both labels "
                   f"{au['problems_with_signal_synthetic']} vs {au['problems_with_signal_dataset']}.")
+        if au.get("without_augmented"):
+            wa = au["without_augmented"]
+            table += (f" Without the augmented tests (LM-proposed inputs only, same samples): {wa['samples']} samples, "
+                      f"agreement {100 * wa['agreement']:.1f}%, false pass {wa['false_pass']}, false fail "
+                      f"{wa['false_fail']}, problems with both labels {wa['problems_with_signal_synthetic']}.")
     return ("# plumcode headline experiment (greedy pass@1, %; delta vs initial with paired-bootstrap 95% CI)\n\n"
             + table + "\n\n"
             + (f"Not finished yet: {', '.join(pending)} (rerun the command to continue).\n\n" if pending else "")
@@ -347,8 +411,37 @@ def _sitting(workdir: Path, base: RunConfig, arms: tuple[str, ...], online_round
         run = workdir / arm
         if RunState.load(run).finished:
             continue
-        fork(trunk, run, cfg, samples_per_problem=take)
+        ab = ABLATIONS.get(arm)
+        if ab is not None and ab.tests == "no-augmented":
+            fork(trunk, run, cfg, stages=tuple(s for s in SHAREABLE if s != TRUNK_UNTIL), samples_per_problem=take)
+            drop_augmented_tests(trunk, run)
+        else:
+            fork(trunk, run, cfg, samples_per_problem=take)
         Runner(run, cfg).run(deadline=deadline)
+
+
+def drop_augmented_tests(trunk: Path, run: Path) -> None:
+    """Remove the type-aware augmented tests from ``run``'s training problems (once, before its round 0
+    executes); ``run/ablation.json`` records what was dropped."""
+    from plumcode.io import atomic_write_jsonl, load_jsonl
+
+    marker = run / "ablation.json"
+    if marker.exists():
+        return
+    if RunState.load(run).is_done(TRUNK_UNTIL):
+        raise RuntimeError(f"{run}: round 0 already executed on the full tests; start the ablation afresh")
+    aug = {str(r["problem_id"]): {_canon(t["test"]) for t in r.get("tests", [])
+                                  if t.get("status") == "kept" and t.get("origin") == "augmented"}
+           for r in load_jsonl(trunk / "tests.jsonl")}
+    rows, before, after = [], 0, 0
+    for r in load_jsonl(run / "train_problems.jsonl"):
+        tests = r.get("tests") or []
+        kept = [t for t in tests if _canon(t) not in aug.get(str(r["id"]), set())]
+        before, after = before + len(tests), after + len(kept)
+        rows.append({**r, "tests": kept})
+    atomic_write_jsonl(run / "train_problems.jsonl", rows)
+    atomic_write_json(marker, {"tests": "no-augmented", "tests_before": before, "tests_after": after,
+                               "problems_without_tests": sum(not r["tests"] for r in rows)})
 
 
 if __name__ == "__main__":

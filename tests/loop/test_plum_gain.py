@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import sys
 from pathlib import Path
 
 import pytest
@@ -21,6 +22,7 @@ ADD = "def add(a, b):\n    return a + b\n"
 def _script():
     spec = importlib.util.spec_from_file_location("plum_gain", ROOT / "benchmarks" / "plum_gain.py")
     mod = importlib.util.module_from_spec(spec)
+    sys.modules["plum_gain"] = mod  # its dataclasses look their module up there
     spec.loader.exec_module(mod)
     return mod
 
@@ -109,20 +111,32 @@ def test_label_audit_compares_synthetic_labels_with_the_dataset_asserts(tmp_path
     write_problems(trunk / "problems.jsonl", [Problem(id="t/0", instruction="add", entry_point="add",
                                                       reference_solution=ADD,
                                                       tests=[TestCase("assert", code="assert add(1, 2) == 3\n")])])
-    (trunk / "train_problems.jsonl").write_text(json.dumps({"id": "t/0", "tests": [{"kind": "call"}]}) + "\n")
+    t_in, t_aug = {"kind": "call", "args": [1, 2], "expected": 3}, {"kind": "call", "args": [0, 0], "expected": 0}
+    (trunk / "train_problems.jsonl").write_text(json.dumps({"id": "t/0", "tests": [t_in, t_aug]}) + "\n")
+    (trunk / "tests.jsonl").write_text(json.dumps({"problem_id": "t/0", "tests": [
+        {"test": t_in, "origin": "inputs", "status": "kept"}, {"test": t_aug, "origin": "augmented", "status": "kept"}]})
+        + "\n")
     codes = [ADD, "def add(a, b):\n    return 3\n", "def add(a, b):\n    return a - b\n", "def add(a, b):\n    return b + a\n"]
     synthetic = [True, False, True, False]  # dataset: pass, pass, fail, pass
+    per_test = [["pass", "pass"], ["pass", "fail"], ["pass", "pass"], ["pass", "fail"]]  # made up, as the labels
     with open(trunk / "round-000" / "samples.jsonl", "w") as f:
         for i, c in enumerate(codes):
             f.write(json.dumps({"problem_id": "t/0", "sample_id": f"t/0#{i}", "code": c}) + "\n")
     with open(trunk / "round-000" / "verdicts.jsonl", "w") as f:
         for i, ok in enumerate(synthetic):
-            f.write(json.dumps({"problem_id": "t/0", "sample_id": f"t/0#{i}", "passed": ok}) + "\n")
+            f.write(json.dumps({"problem_id": "t/0", "sample_id": f"t/0#{i}", "passed": ok,
+                                "tests": [{"status": st} for st in per_test[i]]}) + "\n")
     au = g.label_audit(tmp_path)
-    assert au == {"samples": 4, "problems": 1, "pass_rate_synthetic": 0.5, "pass_rate_dataset": 0.75,
-                  "agreement": 0.25, "false_pass": "1/1", "false_fail": "2/3",
+    wa = au.pop("without_augmented")
+    assert au == {"version": g.AUDIT_VERSION, "samples": 4, "problems": 1, "pass_rate_synthetic": 0.5,
+                  "pass_rate_dataset": 0.75, "agreement": 0.25, "false_pass": "1/1", "false_fail": "2/3",
                   "problems_with_signal_synthetic": 1, "problems_with_signal_dataset": 1}
-    assert g.label_audit(tmp_path) == au  # cached: computed once
+    # without the augmented test every sample passes: the two false fails go, the false pass stays
+    assert wa == {"samples": 4, "problems": 1, "pass_rate_synthetic": 1.0, "pass_rate_dataset": 0.75,
+                  "agreement": 0.75, "false_pass": "1/1", "false_fail": "0/3",
+                  "problems_with_signal_synthetic": 0, "problems_with_signal_dataset": 1}
+    assert g.label_audit(tmp_path) == {**au, "without_augmented": wa}  # cached: computed once
+    assert len(load_jsonl(tmp_path / "label_audit.verdicts.jsonl")) == 4  # the dataset verdicts are kept
 
 
 def test_ablation_arms_are_a_designed_arm_with_overrides_and_marked_in_the_table() -> None:
@@ -145,3 +159,26 @@ def test_ablation_arms_are_a_designed_arm_with_overrides_and_marked_in_the_table
     md = g.markdown(res, "cmd")
     assert "| kto-offline-twosided (ablation: preference.options.one_sided=skip) | 42.0 (+2.0 [-1.0, +5.0]) |" in md
     assert "ablation_of" not in md.split("\n")[2]  # not a column
+
+
+def test_noaug_ablation_drops_only_the_augmented_tests_before_round_0_executes(tmp_path: Path) -> None:
+    g = _script()
+    trunk, run = tmp_path / "trunk", tmp_path / "arm"
+    trunk.mkdir()
+    run.mkdir()
+    t_in, t_aug, t_rej = ({"kind": "call", "args": [i, 2], "expected": i + 2} for i in range(3))
+    (trunk / "tests.jsonl").write_text(json.dumps({"problem_id": "t/0", "tests": [
+        {"test": t_in, "origin": "inputs", "status": "kept"},
+        {"test": t_aug, "origin": "augmented", "status": "kept"},
+        {"test": t_rej, "origin": "augmented", "status": "rejected"}]}) + "\n")
+    (run / "train_problems.jsonl").write_text(json.dumps({"id": "t/0", "tests": [t_in, t_aug]}) + "\n")
+    g.drop_augmented_tests(trunk, run)
+    assert [r["tests"] for r in load_jsonl(run / "train_problems.jsonl")] == [[t_in]]
+    assert json.loads((run / "ablation.json").read_text())["tests_before"] == 2
+    g.drop_augmented_tests(trunk, run)  # done once: a resumed sitting leaves it alone
+    assert [r["tests"] for r in load_jsonl(run / "train_problems.jsonl")] == [[t_in]]
+    (run / "ablation.json").unlink()
+    RunState.load(run).complete(g.TRUNK_UNTIL, {})
+    with pytest.raises(RuntimeError, match="already executed"):
+        g.drop_augmented_tests(trunk, run)
+    assert g.ABLATIONS["kto-offline-noaug"].describe() == ["tests: augmented dropped"]
