@@ -10,6 +10,9 @@ and spend the same sampling budget:
     plum-dpo          one round of DPO (pairs from the same samples)
     rft               one round of SFT on the passing samples (rejection-sampling fine-tuning)
 
+Ablations (``ABLATIONS``: ``kto-offline-twosided``, ``kto-offline-anchored``, ``kto-offline-noaug``)
+change one designed arm in one respect and run only when named in ``--arms``.
+
 Resumable across sittings: ``--budget-min`` stops starting new stages after that many minutes
 and interrupts a running stage ``--grace-min`` later (stages resume at record level); rerun the
 same command to continue. After every sitting the finished arms are written to
@@ -178,7 +181,8 @@ def collect(workdir: Path, base_cfg_path: Path, arms: tuple[str, ...], online_ro
         row: dict = {"arm": arm, "ci95": {}, "config": str(run / "config.yaml"), "eval": str(ev),
                      "resolved_config": _yaml(run / "config.yaml"), "answers": answer_stats(ev, cfg)}
         if arm in ABLATIONS:
-            row["ablation_of"], row["overrides"] = ABLATIONS[arm].of, ABLATIONS[arm].describe()
+            ab = ABLATIONS[arm]
+            row.update(ablation_of=ab.of, overrides=ab.describe(), why=ab.why)
         for col, v in scores.items():
             row[col] = round(100 * sum(v.values()) / len(v), 2)
             if col in init:
@@ -284,7 +288,8 @@ def label_audit(workdir: Path) -> dict | None:
 
 def markdown(res: dict, command: str) -> str:
     seen = {c for r in res["arms"] for c in r
-            if c not in ("arm", "ci95", "config", "eval", "resolved_config", "ablation_of", "overrides", "answers")}
+            if c not in ("arm", "ci95", "config", "eval", "resolved_config", "ablation_of", "overrides", "why",
+                         "answers")}
     cols = [c for c in COLUMNS if c in seen] + sorted(seen - set(COLUMNS) - {"avg(humaneval+,mbpp+)"})
     cols += ["avg(humaneval+,mbpp+)"] if "avg(humaneval+,mbpp+)" in seen else []
     lines = ["| arm | " + " | ".join(cols) + " |", "|---" * (len(cols) + 1) + "|"]
