@@ -135,6 +135,9 @@ class TransformersBackend:
             # dtype=float32 to sample in the exact precision of a float32-trained policy
             self.model = self.model.to(torch.bfloat16)
         self.dtype = str(next(self.model.parameters()).dtype).replace("torch.", "")
+        head = self.model.get_output_embeddings()
+        if head is not None:  # stays on the module through adapter loads, merges and unloads
+            head.register_forward_pre_hook(_contiguous_input)
         cfg = self.model.config
         self.max_context = max_context or getattr(cfg, "max_position_embeddings", None) or 4096
         self.batch_size = batch_size or (64 if self.device.startswith("cuda") else 32)
@@ -423,6 +426,18 @@ class TransformersBackend:
         import gc
 
         gc.collect()
+
+
+def _contiguous_input(module: Any, args: tuple) -> tuple | None:
+    """Hand the LM head a contiguous input. ``generate`` slices the last position of the hidden
+    states (``logits_to_keep=1``), a strided view, and torch 2.13's CPU bf16 ``F.linear`` with a
+    frozen weight (any loaded adapter freezes the base) then computes over the whole prompt: one
+    batch of 32 HumanEval prompts took 20 s and 8 GB more for that one matmul instead of 0.05 s. It
+    made every evaluation of a trained policy slower and OOM-killed one (docs/experiment.md)."""
+    x = args[0] if args else None
+    if x is not None and hasattr(x, "is_contiguous") and not x.is_contiguous():
+        return (x.contiguous(), *args[1:])
+    return None
 
 
 class _StopOnStrings:
