@@ -212,8 +212,8 @@ def release_memory() -> None:
 
     The loop trains and then samples in one process; whatever the training left (reference cycles
     among model, optimizer and accelerate's bookkeeping; freed heap that glibc keeps in its arenas)
-    otherwise adds to the next model's footprint: a DPO round on the 0.5B policy was OOM-killed at
-    24 GB RSS when its evaluation model loaded (docs/experiment.md)."""
+    otherwise adds to the next model's footprint. (A DPO arm's evaluation was OOM-killed at 24 GB
+    right after its training; the main cause was the LM-head slice fixed in generation/hf.py.)"""
     import ctypes
     import gc
 
