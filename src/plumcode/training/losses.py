@@ -61,7 +61,7 @@ def with_sft(loss: torch.Tensor, metrics: dict[str, float], token_logps_sum: tor
     ``"sft"`` DPO loss term; no change when ``weight`` is 0 or there is no such completion."""
     if not weight or token_logps_sum.numel() == 0:
         return loss, metrics
-    nll = -token_logps_sum.sum() / n_tokens.sum().clamp(min=1)
+    nll, _ = sft_loss(token_logps_sum, n_tokens)
     loss = loss + weight * nll
     return loss, {**metrics, "loss": loss.item(), "nll": nll.item()}
 
