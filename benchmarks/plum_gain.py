@@ -205,6 +205,17 @@ def _canon(test: dict) -> str:
     return json.dumps(test, sort_keys=True)
 
 
+def _augmented(trunk: Path) -> dict[str, set[str]]:
+    """problem id -> the kept tests (canonical JSON) that type-aware augmentation made (tests.jsonl)."""
+    from plumcode.io import load_jsonl
+
+    if not (trunk / "tests.jsonl").exists():
+        return {}
+    return {str(r["problem_id"]): {_canon(t["test"]) for t in r.get("tests", [])
+                                   if t.get("status") == "kept" and t.get("origin") == "augmented"}
+            for r in load_jsonl(trunk / "tests.jsonl")}
+
+
 def _audit(pairs: list[tuple[str, bool, bool]]) -> dict:
     """Agreement of (problem, synthetic label, dataset label) triples."""
     n = len(pairs)
@@ -265,15 +276,9 @@ def label_audit(workdir: Path) -> dict | None:
     pairs = [(str(v["problem_id"]), bool(v["passed"]), gt[str(v["sample_id"])]) for v in verdicts
              if str(v["sample_id"]) in gt and with_tests.get(v["problem_id"])]
     res = {"version": AUDIT_VERSION, **_audit(pairs)}
-    # which kept tests are augmented: tests.jsonl records each test's origin
-    origin: dict[str, dict[str, str]] = {}
-    if (trunk / "tests.jsonl").exists():
-        for rec in load_jsonl(trunk / "tests.jsonl"):
-            origin[str(rec["problem_id"])] = {_canon(t["test"]): str(t.get("origin")) for t in rec.get("tests", [])
-                                              if t.get("status") == "kept"}
-    if any(o == "augmented" for m in origin.values() for o in m.values()):
-        keep = {pid: [origin.get(pid, {}).get(_canon(t)) != "augmented" for t in tests]
-                for pid, tests in with_tests.items()}
+    aug = _augmented(trunk)
+    if any(aug.values()):
+        keep = {pid: [_canon(t) not in aug.get(pid, set()) for t in tests] for pid, tests in with_tests.items()}
         sub = []
         for v in verdicts:
             pid, sid = str(v["problem_id"]), str(v["sample_id"])
@@ -435,9 +440,7 @@ def drop_augmented_tests(trunk: Path, run: Path) -> None:
         return
     if RunState.load(run).is_done(TRUNK_UNTIL):
         raise RuntimeError(f"{run}: round 0 already executed on the full tests; start the ablation afresh")
-    aug = {str(r["problem_id"]): {_canon(t["test"]) for t in r.get("tests", [])
-                                  if t.get("status") == "kept" and t.get("origin") == "augmented"}
-           for r in load_jsonl(trunk / "tests.jsonl")}
+    aug = _augmented(trunk)
     rows, before, after = [], 0, 0
     for r in load_jsonl(run / "train_problems.jsonl"):
         tests = r.get("tests") or []
