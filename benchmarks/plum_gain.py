@@ -158,7 +158,7 @@ def _yaml(path: Path) -> dict:
 
 def collect(workdir: Path, base_cfg_path: Path, arms: tuple[str, ...], online_rounds: int) -> dict:
     """Every finished arm's pass@1 (percent) and its paired bootstrap CI against ``initial``."""
-    from plumcode.report.stats import paired_bootstrap, paired_scores
+    from plumcode.report.stats import averaged_paired_bootstrap, paired_bootstrap, paired_scores
 
     base = load_config(base_cfg_path)
     trunk = workdir / "trunk"
@@ -191,6 +191,8 @@ def collect(workdir: Path, base_cfg_path: Path, arms: tuple[str, ...], online_ro
         both = [c for c in ("humaneval+", "mbpp+") if c in scores and c in init]
         if len(both) == 2:  # the issue's goal metric: average of HumanEval+ and MBPP+
             row["avg(humaneval+,mbpp+)"] = round((row["humaneval+"] + row["mbpp+"]) / 2, 2)
+            row["ci95"]["avg(humaneval+,mbpp+)"] = averaged_paired_bootstrap(
+                [paired_scores(scores[c], init[c]) for c in both]).to_json()
         rows.append(row)
     if init and "humaneval+" in init and "mbpp+" in init:
         rows[0]["avg(humaneval+,mbpp+)"] = round((rows[0]["humaneval+"] + rows[0]["mbpp+"]) / 2, 2)

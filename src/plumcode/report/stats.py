@@ -30,20 +30,39 @@ class Delta:
 def paired_bootstrap(arm: Sequence[float], base: Sequence[float], *, confidence: float = 0.95,
                      n_resamples: int = 10_000, seed: int = 0) -> Delta:
     """CI of ``mean(arm) - mean(base)`` (x100) over paired per-problem scores in [0, 1]."""
+    return averaged_paired_bootstrap([(arm, base)], confidence=confidence, n_resamples=n_resamples, seed=seed)
+
+
+def averaged_paired_bootstrap(pairs: Sequence[tuple[Sequence[float], Sequence[float]]], *,
+                              confidence: float = 0.95, n_resamples: int = 10_000, seed: int = 0) -> Delta:
+    """CI of the unweighted average over benchmarks of ``mean(arm) - mean(base)`` (x100).
+
+    A goal stated on an average of benchmarks (e.g. HumanEval+ and MBPP+) needs its own interval:
+    each benchmark's problems are resampled separately (a stratified bootstrap), so the smaller
+    benchmark keeps its weight in every resample. ``n`` is the total number of problems."""
     import numpy as np
     from scipy.stats import bootstrap
 
-    a, b = np.asarray(arm, dtype=float), np.asarray(base, dtype=float)
-    if a.shape != b.shape or a.ndim != 1 or len(a) == 0:
-        raise ValueError(f"paired scores must be two equal-length non-empty lists, got {a.shape} and {b.shape}")
-    d = 100.0 * (a - b)
-    mean = float(d.mean())
-    if np.all(d == d[0]):  # no spread: every resample gives the same mean
-        return Delta(mean, mean, mean, len(d), confidence)
-    res = bootstrap((d,), np.mean, confidence_level=confidence, n_resamples=n_resamples, method="percentile",
-                    random_state=np.random.default_rng(seed))
+    if not pairs:
+        raise ValueError("need at least one benchmark's paired scores")
+    ds = []
+    for arm, base in pairs:
+        a, b = np.asarray(arm, dtype=float), np.asarray(base, dtype=float)
+        if a.shape != b.shape or a.ndim != 1 or len(a) == 0:
+            raise ValueError(f"paired scores must be two equal-length non-empty lists, got {a.shape} and {b.shape}")
+        ds.append(100.0 * (a - b))
+    mean = float(np.mean([d.mean() for d in ds]))
+    n = sum(len(d) for d in ds)
+    if all(np.all(d == d[0]) for d in ds):  # no spread: every resample gives the same mean
+        return Delta(mean, mean, mean, n, confidence)
+
+    def stat(*xs, axis=-1):
+        return np.mean([x.mean(axis=axis) for x in xs], axis=0)
+
+    res = bootstrap(tuple(ds), stat, paired=False, vectorized=True, confidence_level=confidence,
+                    n_resamples=n_resamples, method="percentile", random_state=np.random.default_rng(seed))
     ci = res.confidence_interval
-    return Delta(mean, float(ci.low), float(ci.high), len(d), confidence)
+    return Delta(mean, float(ci.low), float(ci.high), n, confidence)
 
 
 def paired_scores(arm: Mapping[str, float], base: Mapping[str, float]) -> tuple[list[float], list[float]]:
