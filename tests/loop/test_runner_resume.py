@@ -117,7 +117,7 @@ class FakeStages:
         atomic_write_json(out_dir / "adapter_config.json", {})
         return {"steps": 1}
 
-    def evaluate(self, problems_path, samples_path, ec, sb, verdicts_path, *, benchmark):
+    def evaluate(self, problems_path, samples_path, ec, sb, *, benchmark):
         self.calls.append(("evaluate", samples_path.parent.parent.name))
         self._maybe_stop("evaluate")
         return {"pass@1": 0.5}

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from math import comb
 from pathlib import Path
 
 import pytest
@@ -23,11 +22,6 @@ def test_with_checkpoint_and_training_spec(tmp_path: Path) -> None:
     assert stages.training_spec("default") == ("default", None)
     with pytest.raises(ValueError, match="train_model"):
         stages.training_spec("openai:http://localhost:8000/v1#m")
-
-
-@pytest.mark.parametrize("n,c,k", [(10, 3, 1), (10, 3, 5), (5, 0, 1), (5, 5, 1), (20, 4, 10), (1, 1, 1)])
-def test_pass_at_k_is_the_unbiased_estimator(n: int, c: int, k: int) -> None:
-    assert stages.pass_at_k(n, c, k) == pytest.approx(1 - comb(n - c, k) / comb(n, k))
 
 
 def test_decontamination_is_the_problems_library() -> None:

@@ -293,9 +293,7 @@ class Runner:
                 for rec in load_jsonl(samples_path):
                     done.setdefault(keys.get(str(rec["problem_id"]), ()), rec)
             results[b.name] = stages.evaluate(self.dir / "benchmarks" / f"{file_stem(b.name)}.jsonl", samples_path,
-                                              ec, self.cfg.sandbox,
-                                              out_dir / "eval" / f"{file_stem(b.name)}.verdicts.jsonl",
-                                              benchmark=b.name)
+                                              ec, self.cfg.sandbox, benchmark=b.name)
         atomic_write_json(out_dir / "eval.json", {"policy": spec, "benchmarks": results})
         return {"policy": spec, **{f"pass@1[{k}]": v.get("pass@1") for k, v in results.items()}}
 

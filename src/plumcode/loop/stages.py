@@ -378,44 +378,19 @@ def train(prefs_path: Path, model_spec: str, cfg: Any, out_dir: Path, *, seed: i
     return {k: v for k, v in d.items() if isinstance(v, (int, float, str, bool, type(None)))}
 
 
-def pass_at_k(n: int, c: int, k: int) -> float:
-    """Unbiased pass@k of one problem (the evaluation package's estimator)."""
-    from plumcode.evaluation.passk import per_problem_pass_at_k
+def evaluate(problems_path: Path, samples_path: Path, ec: Any, sb: Any, *, benchmark: str) -> dict[str, Any]:
+    """pass@k of the samples on a benchmark slice (``plumcode.evaluation``, the same path as
+    ``plumcode evaluate``). Top-level ``pass@k`` keys are the benchmark's main figure (plus tests
+    for HumanEval+). Execution takes seconds to minutes, so it is rerun rather than resumed."""
+    from plumcode import evaluation
+    from plumcode.sandbox import Sample
 
-    return per_problem_pass_at_k(n, c, (k,))[f"pass@{k}"]
-
-
-def evaluate(problems_path: Path, samples_path: Path, ec: Any, sb: Any, verdicts_path: Path, *,
-             benchmark: str) -> dict[str, Any]:
-    """pass@k of the samples on a benchmark slice, through ``plumcode.evaluation`` when present;
-    otherwise the loop executes them itself (resumable verdicts file) and applies the unbiased
-    estimator. Top-level ``pass@k`` keys are the benchmark's main figure (plus tests for HumanEval+)."""
-    try:
-        from plumcode import evaluation
-    except ModuleNotFoundError:
-        evaluation = None
-    if evaluation is not None and hasattr(evaluation, "evaluate"):
-        from plumcode.sandbox import Sample
-
-        values = {"ks": tuple(ec.k), "timeout_s": sb.timeout_s, "memory_mb": sb.memory_mb, "workers": sb.workers,
-                  "ray_address": sb.ray_address, "progress": True}
-        ecfg = build_config(evaluation.EvalConfig, values, what="evaluation")
-        samples = [Sample.from_json(r, str(samples_path), i) for i, r in enumerate(load_jsonl(samples_path), 1)]
-        res = evaluation.evaluate(read_problems(problems_path), samples, ecfg, benchmark=benchmark)
-        d = res.to_json()
-        figs = d.get("pass_at_k") or {}
-        main = figs.get(d.get("benchmark")) or (next(iter(figs.values())) if figs else {})
-        d.update({k: v for k, v in main.items() if str(k).startswith("pass@")})
-        return d
-    from plumcode.sandbox import execute_file
-
-    execute_file(problems_path, samples_path, verdicts_path, sandbox_config(sb))
-    per: dict[str, list[bool]] = {p.id: [] for p in read_problems(problems_path)}
-    for v in load_jsonl(verdicts_path):
-        per.setdefault(str(v["problem_id"]), []).append(bool(v.get("passed")))
-    out: dict[str, Any] = {"benchmark": benchmark, "problems": len(per), "samples": sum(len(x) for x in per.values())}
-    for k in ec.k:
-        vals = [pass_at_k(len(x), sum(x), k) for x in per.values() if len(x) >= k]
-        out[f"pass@{k}"] = round(sum(vals) / len(vals), 6) if vals else None
-    out["per_problem"] = {pid: {"n": len(x), "c": sum(x)} for pid, x in per.items()}
-    return out
+    values = {"ks": tuple(ec.k), "timeout_s": sb.timeout_s, "memory_mb": sb.memory_mb, "workers": sb.workers,
+              "ray_address": sb.ray_address, "progress": True}
+    ecfg = build_config(evaluation.EvalConfig, values, what="evaluation")
+    samples = [Sample.from_json(r, str(samples_path), i) for i, r in enumerate(load_jsonl(samples_path), 1)]
+    d = evaluation.evaluate(read_problems(problems_path), samples, ecfg, benchmark=benchmark).to_json()
+    figs = d.get("pass_at_k") or {}
+    main = figs.get(d.get("benchmark")) or (next(iter(figs.values())) if figs else {})
+    d.update({k: v for k, v in main.items() if str(k).startswith("pass@")})
+    return d
