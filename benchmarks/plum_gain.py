@@ -149,6 +149,41 @@ def answer_stats(eval_json: Path, cfg: RunConfig) -> dict[str, dict]:
     return out
 
 
+TRAIN_METRICS = ("loss", "rewards/chosen", "rewards/rejected", "rewards/margins", "kl", "logps/chosen")
+
+
+def round_stats(run: Path, cfg: RunConfig) -> list[dict]:
+    """What each round trained on and how training moved, from the run's own stage summaries and
+    train log: the pass rate of the round's samples (on-policy progress on the training problems),
+    how many problems gave a signal, the records, and the train metrics averaged over the last
+    third of the steps (one step's values are too noisy to compare arms; a KTO batch without a
+    desirable record logs no chosen reward, so each metric averages the steps that logged it)."""
+    from plumcode.io import load_jsonl
+
+    st = RunState.load(run)
+    out = []
+    for r in range(cfg.rounds):
+        rd = round_dir_name(r)
+        pr, tr = (st.summary(f"{rd}/{k}") if st.is_done(f"{rd}/{k}") else {} for k in ("preferences", "train"))
+        if not st.is_done(f"{rd}/execute"):
+            break
+        # from the verdicts, not the execute summary: an online arm's round 0 keeps only its share of
+        # the trunk's samples, and the summary it forked counts them all
+        passed = [bool(v.get("passed")) for v in load_jsonl(run / rd / "verdicts.jsonl")]
+        row: dict = {"round": r, "samples": len(passed), "pass_rate": round(sum(passed) / max(1, len(passed)), 4)}
+        row.update({k: pr[k] for k in ("problems_with_signal", "problems_all_pass", "problems_none_pass",
+                                       "records", "pairs", "desirable", "undesirable") if k in pr})
+        log = run / rd / "checkpoint" / "train_log.jsonl"
+        steps = [x for x in load_jsonl(log) if "step" in x] if tr and log.exists() else []
+        if steps:
+            tail = steps[-max(1, len(steps) // 3):]
+            row["train"] = {"steps": tr.get("steps"), "seconds": round(float(tr.get("seconds") or 0), 1),
+                            **{m: round(sum(v) / len(v), 4) for m in TRAIN_METRICS
+                               if (v := [x[m] for x in tail if m in x])}}
+        out.append(row)
+    return out
+
+
 def _yaml(path: Path) -> dict:
     """The arm's whole resolved config, so the results file stands alone outside the workdir."""
     import yaml
@@ -179,7 +214,8 @@ def collect(workdir: Path, base_cfg_path: Path, arms: tuple[str, ...], online_ro
             continue
         scores = per_problem(ev)
         row: dict = {"arm": arm, "ci95": {}, "config": str(run / "config.yaml"), "eval": str(ev),
-                     "resolved_config": _yaml(run / "config.yaml"), "answers": answer_stats(ev, cfg)}
+                     "resolved_config": _yaml(run / "config.yaml"), "answers": answer_stats(ev, cfg),
+                     "rounds": round_stats(run, cfg)}
         if arm in ABLATIONS:
             ab = ABLATIONS[arm]
             row.update(ablation_of=ab.of, overrides=ab.describe(), why=ab.why)
@@ -296,7 +332,7 @@ def label_audit(workdir: Path) -> dict | None:
 def markdown(res: dict, command: str) -> str:
     seen = {c for r in res["arms"] for c in r
             if c not in ("arm", "ci95", "config", "eval", "resolved_config", "ablation_of", "overrides", "why",
-                         "answers")}
+                         "answers", "rounds")}
     cols = [c for c in COLUMNS if c in seen] + sorted(seen - set(COLUMNS) - {"avg(humaneval+,mbpp+)"})
     cols += ["avg(humaneval+,mbpp+)"] if "avg(humaneval+,mbpp+)" in seen else []
     lines = ["| arm | " + " | ".join(cols) + " |", "|---" * (len(cols) + 1) + "|"]
@@ -319,6 +355,24 @@ def markdown(res: dict, command: str) -> str:
             a = r.get("answers", {})
             table += f"| {r['arm']} | " + " | ".join(
                 f"{a[b]['mean_tokens']:.0f} / {a[b]['cut_at_limit']}" if b in a else "" for b in benches) + " |\n"
+        table = table.rstrip("\n")
+    if any(r.get("rounds") for r in res["arms"]):
+        table += ("\n\nTraining data and dynamics per round (pass rate of the round's samples on the synthetic tests; "
+                  "problems with both labels / all-pass / none-pass; records; train metrics averaged over the last "
+                  "third of the steps)\n\n| arm | round | pass rate | problems 2-sided / all / none | records | steps "
+                  "| chosen reward | rejected reward | margin | loss |\n" + "|---" * 10 + "|\n")
+        for r in res["arms"]:
+            for x in r.get("rounds", []):
+                t = x.get("train", {})
+                kind = (f"{x['pairs']} pairs" if x.get("pairs") else
+                        f"{x.get('desirable', 0)}+ / {x.get('undesirable', 0)}-" if x.get("desirable") is not None
+                        else x.get("records", ""))
+                table += (f"| {r['arm']} | {x['round']} | {100 * (x.get('pass_rate') or 0):.1f}% | "
+                          f"{x.get('problems_with_signal', '')} / {x.get('problems_all_pass', '')} / "
+                          f"{x.get('problems_none_pass', '')} | {kind} | {t.get('steps', '')} | "
+                          + " | ".join(f"{t[m]:+.2f}" if m in t else "" for m in
+                                       ("rewards/chosen", "rewards/rejected", "rewards/margins"))
+                          + (f" | {t['loss']:.3f} |" if "loss" in t else " | |") + "\n")
         table = table.rstrip("\n")
     if res.get("label_audit"):
         au = res["label_audit"]

@@ -86,6 +86,12 @@ sandbox: {{timeout_s: 3.0, workers: 2}}
         assert st.finished and st.summary("tests")["forked_from"] == str(trunk)
         # every arm trained on the trunk's tests
         assert (run / "tests.jsonl").read_bytes() == (trunk / "tests.jsonl").read_bytes()
+        # what each round trained on and how training moved, from the run's own summaries and log
+        rounds = r["rounds"]
+        assert [x["round"] for x in rounds] == list(range(2 if r["arm"] == "plum-kto-online" else 1))
+        for x in rounds:
+            assert x["samples"] == len(load_jsonl(run / f"round-{x['round']:03d}" / "verdicts.jsonl")) > 0
+            assert 0.0 <= x["pass_rate"] <= 1.0 and x["train"]["steps"] >= 1 and "loss" in x["train"]
     online = wd / "plum-kto-online"
     ids = [s["sample_id"] for s in load_jsonl(online / "round-000" / "samples.jsonl")]
     assert len(ids) == 2 * len({i.split("#")[0] for i in ids})  # the first 2 of the trunk's 4 per problem
@@ -93,6 +99,7 @@ sandbox: {{timeout_s: 3.0, workers: 2}}
     assert (wd / "report.html").exists()
     md = results.with_suffix(".md").read_text()
     assert "| plum-kto-online |" in md and "python benchmarks/plum_gain.py" in md
+    assert "| plum-kto-online | 1 |" in md  # the per-round training table
     # a third sitting has nothing left to do and leaves the results as they were
     before = results.read_text()
     assert g.main(common) == 0
