@@ -82,6 +82,10 @@ def test_fork_subset_keeps_first_k_samples_per_problem_and_their_verdicts(tmp_pa
     v = load_jsonl(tmp_path / "online" / "round-000" / "verdicts.jsonl")
     assert [x["sample_id"] for x in s] == ["p1#0", "p1#1", "p2#0", "p2#1"]
     assert sorted(x["sample_id"] for x in v) == sorted(x["sample_id"] for x in s)
+    st = RunState.load(tmp_path / "online")  # the summaries count the branch's share, not the trunk's
+    assert st.summary("round-000/sample")["samples"] == 4
+    ex = st.summary("round-000/execute")
+    assert (ex["verdicts"], ex["passed"], ex["pass_rate"], ex["samples_per_problem"]) == (4, 4, 1.0, 2)
 
 
 def test_fork_refuses_when_a_dependency_differs(tmp_path: Path) -> None:

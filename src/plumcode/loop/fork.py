@@ -93,6 +93,8 @@ def fork(trunk: str | Path, branch: str | Path, cfg: RunConfig, *, stages: tuple
                 _copy(src, dst)
         summary = dict(tstate.summary(stage))
         summary.pop("completed_at", None)
+        if subset:  # the trunk's counts cover all its samples; the branch's summary counts its own share
+            summary = _recount(stage, summary, load_jsonl(branch / artifacts[0]), samples_per_problem)
         bstate.complete(stage, {**summary, "forked_from": str(trunk)})
         taken.append(stage)
     return taken
@@ -130,3 +132,21 @@ def _copy_subset(samples: Path, src: Path, dst: Path, k: int) -> None:
             if (str(r["problem_id"]), str(r["sample_id"])) in keep:
                 out.write(r)
     tmp.replace(dst)
+
+
+def _recount(stage: str, summary: dict[str, Any], rows: list[dict[str, Any]], k: int) -> dict[str, Any]:
+    """A round-0 stage summary recounted over the records the branch kept (``seconds`` stays the
+    trunk's, for all its samples)."""
+    out = {**summary, "samples_per_problem": k}
+    if stage.endswith("/sample"):
+        out["samples"] = len(rows)
+    else:
+        passed = sum(bool(r.get("passed")) for r in rows)
+        statuses: dict[str, int] = {}
+        for r in rows:
+            statuses[str(r.get("status"))] = statuses.get(str(r.get("status")), 0) + 1
+        out.update(verdicts=len(rows), passed=passed, pass_rate=round(passed / len(rows), 4) if rows else 0.0,
+                   statuses=statuses, executed=len(rows))
+        for key in ("skipped_existing", "cached"):
+            out.pop(key, None)
+    return out
