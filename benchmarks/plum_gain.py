@@ -224,6 +224,9 @@ def collect(workdir: Path, base_cfg_path: Path, arms: tuple[str, ...], online_ro
             if col in init:
                 a, b = paired_scores(v, init[col])
                 row["ci95"][col] = paired_bootstrap(a, b).to_json()
+                # a delta near zero can hide much churn: the problems the arm newly solves and loses
+                row.setdefault("churn", {})[col] = {"gained": sum(x > y for x, y in zip(a, b, strict=True)),
+                                                    "lost": sum(x < y for x, y in zip(a, b, strict=True))}
         both = [c for c in ("humaneval+", "mbpp+") if c in scores and c in init]
         if len(both) == 2:  # the goal metric: average of HumanEval+ and MBPP+
             row["avg(humaneval+,mbpp+)"] = round((row["humaneval+"] + row["mbpp+"]) / 2, 2)
@@ -332,7 +335,7 @@ def label_audit(workdir: Path) -> dict | None:
 def markdown(res: dict, command: str) -> str:
     seen = {c for r in res["arms"] for c in r
             if c not in ("arm", "ci95", "config", "eval", "resolved_config", "ablation_of", "overrides", "why",
-                         "answers", "rounds")}
+                         "answers", "rounds", "churn")}
     cols = [c for c in COLUMNS if c in seen] + sorted(seen - set(COLUMNS) - {"avg(humaneval+,mbpp+)"})
     cols += ["avg(humaneval+,mbpp+)"] if "avg(humaneval+,mbpp+)" in seen else []
     lines = ["| arm | " + " | ".join(cols) + " |", "|---" * (len(cols) + 1) + "|"]
@@ -355,6 +358,15 @@ def markdown(res: dict, command: str) -> str:
             a = r.get("answers", {})
             table += f"| {r['arm']} | " + " | ".join(
                 f"{a[b]['mean_tokens']:.0f} / {a[b]['cut_at_limit']}" if b in a else "" for b in benches) + " |\n"
+        table = table.rstrip("\n")
+    churn = [r for r in res["arms"] if r.get("churn")]
+    if churn:
+        cb = [c for c in cols if any(c in r["churn"] for r in churn)]
+        table += ("\n\nProblems gained / lost against the initial policy\n\n| arm | " + " | ".join(cb) + " |\n"
+                  + "|---" * (len(cb) + 1) + "|\n")
+        for r in churn:
+            table += f"| {r['arm']} | " + " | ".join(
+                f"+{r['churn'][b]['gained']} / -{r['churn'][b]['lost']}" if b in r["churn"] else "" for b in cb) + " |\n"
         table = table.rstrip("\n")
     if any(r.get("rounds") for r in res["arms"]):
         table += ("\n\nTraining data and dynamics per round (pass rate of the round's samples on the synthetic tests; "

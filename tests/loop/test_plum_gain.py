@@ -80,6 +80,8 @@ sandbox: {{timeout_s: 3.0, workers: 2}}
         assert 0.0 <= r["tiny-bench"] <= 100.0
         ci = r["ci95"]["tiny-bench"]
         assert ci["low"] <= ci["delta"] <= ci["high"] and ci["n"] == 4
+        ch = r["churn"]["tiny-bench"]  # greedy: each problem 0 or 1, so gained - lost is the delta in problems
+        assert ch["gained"] + ch["lost"] <= 4 and (ch["gained"] - ch["lost"]) * 25 == pytest.approx(ci["delta"])
         run = Path(r["config"]).parent
         assert r["resolved_config"]["name"] == r["arm"]
         st = RunState.load(run)
