@@ -14,6 +14,7 @@ an offline arm with one round of n, and its first round is a subset of the offli
 from __future__ import annotations
 
 import shutil
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -142,11 +143,8 @@ def _recount(stage: str, summary: dict[str, Any], rows: list[dict[str, Any]], k:
         out["samples"] = len(rows)
     else:
         passed = sum(bool(r.get("passed")) for r in rows)
-        statuses: dict[str, int] = {}
-        for r in rows:
-            statuses[str(r.get("status"))] = statuses.get(str(r.get("status")), 0) + 1
         out.update(verdicts=len(rows), passed=passed, pass_rate=round(passed / len(rows), 4) if rows else 0.0,
-                   statuses=statuses, executed=len(rows))
+                   statuses=dict(Counter(str(r.get("status")) for r in rows)), executed=len(rows))
         for key in ("skipped_existing", "cached"):
             out.pop(key, None)
     return out
