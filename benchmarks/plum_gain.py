@@ -153,28 +153,24 @@ TRAIN_METRICS = ("loss", "rewards/chosen", "rewards/rejected", "rewards/margins"
 
 
 def round_stats(run: Path, cfg: RunConfig) -> list[dict]:
-    """What each round trained on and how training moved, from the run's own stage summaries and
-    train log: the pass rate of the round's samples (on-policy progress on the training problems),
-    how many problems gave a signal, the records, and the train metrics averaged over the last
-    third of the steps (one step's values are too noisy to compare arms; a KTO batch without a
-    desirable record logs no chosen reward, so each metric averages the steps that logged it)."""
-    from plumcode.io import load_jsonl
+    """What each round trained on and how training moved, from the run report's collector: the
+    pass rate of the round's samples (on-policy progress on the training problems), how many
+    problems gave a signal, the records, and the train metrics averaged over the last third of the
+    steps (one step's values are too noisy to compare arms; a KTO batch without a desirable record
+    logs no chosen reward, so each metric averages the steps that logged it)."""
+    from plumcode.report.collect import collect_run
 
     st = RunState.load(run)
     out = []
-    for r in range(cfg.rounds):
-        rd = round_dir_name(r)
-        pr, tr = (st.summary(f"{rd}/{k}") if st.is_done(f"{rd}/{k}") else {} for k in ("preferences", "train"))
-        if not st.is_done(f"{rd}/execute"):
+    for rr in collect_run(run).rounds[:cfg.rounds]:
+        if not st.is_done(f"{round_dir_name(rr.index)}/execute"):
             break
-        # from the verdicts, not the execute summary: an online arm's round 0 keeps only its share of
-        # the trunk's samples, and the summary it forked counts them all
-        passed = [bool(v.get("passed")) for v in load_jsonl(run / rd / "verdicts.jsonl")]
-        row: dict = {"round": r, "samples": len(passed), "pass_rate": round(sum(passed) / max(1, len(passed)), 4)}
-        row.update({k: pr[k] for k in ("problems_with_signal", "problems_all_pass", "problems_none_pass",
-                                       "records", "pairs", "desirable", "undesirable") if k in pr})
-        log = run / rd / "checkpoint" / "train_log.jsonl"
-        steps = [x for x in load_jsonl(log) if "step" in x] if tr and log.exists() else []
+        row: dict = {"round": rr.index, "samples": rr.verdicts, "pass_rate": round(rr.pass_rate or 0.0, 4),
+                     "problems_with_signal": rr.problems_with_signal, "problems_all_pass": rr.problems_all_pass,
+                     "problems_none_pass": rr.problems_none_pass, "records": rr.records, "pairs": rr.pairs,
+                     "desirable": rr.desirable, "undesirable": rr.undesirable}
+        tr = st.summary(f"{round_dir_name(rr.index)}/train") if rr.trained else {}
+        steps = [x for x in rr.log_history if "step" in x] if tr else []
         if steps:
             tail = steps[-max(1, len(steps) // 3):]
             row["train"] = {"steps": tr.get("steps"), "seconds": round(float(tr.get("seconds") or 0), 1),
