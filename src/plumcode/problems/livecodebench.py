@@ -12,13 +12,18 @@ import base64
 import binascii
 import io
 import json
+import logging
+import os
 import pickle
 import zlib
+from pathlib import Path
 from typing import Any
 
 from plumcode import values
 from plumcode.io import DataError
 from plumcode.problems.schema import Problem, TestCase
+
+log = logging.getLogger(__name__)
 
 # lcb_runner/evaluation/testing_util.py: prepended to every candidate by the official grader.
 LCB_IMPORTS = (
@@ -143,3 +148,159 @@ def build_livecodebench(records: list, path: str) -> list[Problem]:
                       "n_public_tests": n_public, "code_prefix": LCB_IMPORTS},
         ))
     return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Releases and contest-date windows, as LiveCodeBench's users select problems.
+#
+# A release is a set of shard files of ``livecodebench/code_generation_lite`` (its loading script
+# ``code_generation_lite.py``, ``ALLOWED_FILES``): ``release_vN`` = ``test.jsonl`` .. ``testN.jsonl``,
+# ``vN`` = shard N alone, ``vA_vB`` = shards A..B, ``release_latest`` = all. ``lcb_runner`` then keeps
+# ``start_date <= contest_date <= end_date`` (dates at 00:00, both bounds inclusive). A single file that
+# holds several shards does not say which shard a problem came from; there a release is applied by
+# the months its README gives each release (``RELEASE_MONTHS``), which can misplace problems dated at a
+# shard boundary: point ``path`` at the folder of shard files for the exact set.
+
+HUB_REPO = "livecodebench/code_generation_lite"
+# [first day, first day after) of the problems each shard added, from the LiveCodeBench README
+# ("release_v1: May 2023 - Mar 2024", "release_v2: ... - May 2024", ..., "release_v6: ... - Apr 2025").
+RELEASE_MONTHS: dict[int, tuple[str, str]] = {
+    1: ("2023-05-01", "2024-04-01"), 2: ("2024-04-01", "2024-06-01"), 3: ("2024-06-01", "2024-08-01"),
+    4: ("2024-08-01", "2024-10-01"), 5: ("2024-10-01", "2025-02-01"), 6: ("2025-02-01", "2025-05-01"),
+}
+LATEST = max(RELEASE_MONTHS)
+
+
+def shard_file(n: int) -> str:
+    return "test.jsonl" if n == 1 else f"test{n}.jsonl"
+
+
+def release_shards(tag: str, latest: int = LATEST) -> list[int]:
+    """Shard numbers of a release tag (``release_v3`` -> [1, 2, 3]; ``v2_v4`` -> [2, 3, 4])."""
+    import re
+
+    t = tag.strip().lower()
+    if t in ("release_latest", "latest"):
+        return list(range(1, latest + 1))
+    if m := re.fullmatch(r"release_v(\d+)", t):
+        return list(range(1, int(m.group(1)) + 1))
+    if m := re.fullmatch(r"v(\d+)", t):
+        return [int(m.group(1))]
+    if (m := re.fullmatch(r"v(\d+)_v(\d+)", t)) and int(m.group(1)) < int(m.group(2)):
+        return list(range(int(m.group(1)), int(m.group(2)) + 1))
+    raise ValueError(f"unknown LiveCodeBench release {tag!r}: release_v1 .. release_v{latest}, release_latest, "
+                     f"v1 .. v{latest} (one release's new problems) or vA_vB (e.g. v4_v5)")
+
+
+def parse_date(s: str, what: str) -> Any:
+    from datetime import datetime
+
+    try:
+        return datetime.strptime(s, "%Y-%m-%d")
+    except ValueError:
+        raise ValueError(f"{what} {s!r}: write YYYY-MM-DD (e.g. 2024-10-01)") from None
+
+
+def _contest_date(p: Problem) -> Any:
+    from datetime import datetime
+
+    raw = p.metadata.get("contest_date") if isinstance(p.metadata, dict) else None
+    if not raw:
+        return None
+    try:
+        return datetime.fromisoformat(str(raw).replace("Z", "+00:00")).replace(tzinfo=None)
+    except ValueError:
+        return None
+
+
+def select_problems(problems: list[Problem], *, release: str | None = None, start_date: str | None = None,
+                    end_date: str | None = None) -> tuple[list[Problem], dict]:
+    """Keep the problems of ``release`` dated within [start_date, end_date] (lcb_runner's rule).
+
+    Returns the kept problems and what was selected (for results files): by shard when the
+    problems know their shard (``metadata["lcb_shard"]``, set when read from the shard files), else
+    by the release's months.
+    """
+    info: dict[str, Any] = {"n_before": len(problems)}
+    kept = list(problems)
+    if release:
+        shards = release_shards(release)
+        info["release"] = release
+        if kept and all(isinstance(p.metadata, dict) and p.metadata.get("lcb_shard") for p in kept):
+            kept = [p for p in kept if p.metadata["lcb_shard"] in shards]
+            info["release_by"] = "shard files"
+        else:
+            if any(n not in RELEASE_MONTHS for n in shards):
+                raise ValueError(f"release {release!r}: no contest months known for shard(s) "
+                                 f"{[n for n in shards if n not in RELEASE_MONTHS]} to select it in a single file; "
+                                 "point --path at the folder holding the code_generation_lite shard files")
+            lo = parse_date(RELEASE_MONTHS[min(shards)][0], "release start")
+            hi = parse_date(RELEASE_MONTHS[max(shards)][1], "release end")
+            if release.strip().lower() not in ("release_latest", "latest"):  # latest: everything
+                kept = [p for p in kept if (d := _contest_date(p)) is not None and lo <= d < hi]
+                info["release_by"] = (f"the release's months, {lo:%Y-%m-%d} <= contest_date < {hi:%Y-%m-%d} "
+                                      "(one file does not name its shards)")
+    lo = parse_date(start_date, "--start-date") if start_date else None
+    hi = parse_date(end_date, "--end-date") if end_date else None
+    if lo and hi and lo > hi:
+        raise ValueError(f"--start-date {start_date} is after --end-date {end_date}")
+    if lo or hi:
+        undated = [p.id for p in kept if _contest_date(p) is None]
+        if undated:
+            log.warning("%d problems have no contest_date and are left out of the date window (e.g. %s)",
+                        len(undated), undated[0])
+        kept = [p for p in kept if (d := _contest_date(p)) is not None and (lo is None or lo <= d)
+                and (hi is None or d <= hi)]
+        info |= {"start_date": start_date, "end_date": end_date}
+    info["n_problems"] = len(kept)
+    return kept, info
+
+
+def _shard_path(folder: Path, n: int) -> Path | None:
+    for name in (shard_file(n), shard_file(n) + ".gz"):
+        if (folder / name).is_file():
+            return folder / name
+    return None
+
+
+def load_livecodebench(path: str | os.PathLike | None = None, *, release: str | None = None,
+                       start_date: str | None = None, end_date: str | None = None) -> tuple[list[Problem], dict]:
+    """LiveCodeBench problems of a release and contest-date window, from any code_generation_lite data.
+
+    ``path``: the folder of shard files (``test.jsonl`` .. ``test6.jsonl``, ``.gz`` ok: the exact
+    release), one JSONL/JSON file (a release is then selected by its months), or ``None``: the local
+    copy, else the release's shard files from the Hugging Face hub.
+    """
+    from plumcode.problems.loaders import load_benchmark
+    from plumcode.problems.sources import find_local, hub_records, iter_records
+
+    folder = Path(path) if path is not None and Path(path).is_dir() else None
+    if path is None and release and find_local(("livecodebench*.jsonl.gz", "livecodebench*.jsonl")) is None:
+        problems = []
+        for n in release_shards(release):
+            try:
+                rows = hub_records(HUB_REPO, filename=shard_file(n))
+            except RuntimeError as e:
+                raise FileNotFoundError(f"livecodebench {release}: no local copy and the Hugging Face hub is not "
+                                        f"available ({e}); pass --path") from None
+            problems += _with_shard(build_livecodebench(list(enumerate(rows, 1)), f"hf://{HUB_REPO}/{shard_file(n)}"), n)
+    elif folder is not None:
+        shards = release_shards(release) if release else sorted(
+            n for n in range(1, 100) if _shard_path(folder, n) is not None)
+        missing = [shard_file(n) for n in shards if _shard_path(folder, n) is None]
+        if missing or not shards:
+            raise FileNotFoundError(f"{folder}: no LiveCodeBench shard file(s) {', '.join(missing) or 'test*.jsonl'}")
+        problems = []
+        for n in shards:
+            sp = _shard_path(folder, n)
+            assert sp is not None
+            problems += _with_shard(build_livecodebench(list(iter_records(sp)), str(sp)), n)
+    else:
+        problems = load_benchmark("livecodebench", path)
+    return select_problems(problems, release=release, start_date=start_date, end_date=end_date)
+
+
+def _with_shard(problems: list[Problem], n: int) -> list[Problem]:
+    for p in problems:
+        p.metadata["lcb_shard"] = n
+    return problems
