@@ -88,6 +88,7 @@ class EvalResult:
     isolation: str = ""
     duration_s: float = 0.0
     ks: Sequence[int] = DEFAULT_KS
+    selection: dict[str, Any] = field(default_factory=dict)  # LiveCodeBench release / contest-date window
 
     @property
     def n_problems(self) -> int:
@@ -99,6 +100,7 @@ class EvalResult:
             "pass_at_k": self.pass_at_k, "by_difficulty": self.by_difficulty,
             "status_counts": self.status_counts, "missing_problems": self.missing,
             "isolation": self.isolation, "duration_s": round(self.duration_s, 3),
+            **({"selection": self.selection} if self.selection else {}),
             "problems": [p.to_json(self.ks) for p in self.problems],
         }
 
@@ -120,6 +122,11 @@ class EvalResult:
         out = [line, "-" * len(line)]
         out += ["  ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows]
         stat = ", ".join(f"{k} {v}" for k, v in sorted(self.status_counts.items(), key=lambda x: -x[1]))
+        if self.selection:
+            sel = self.selection
+            what = ", ".join(f"{k} {sel[k]}" for k in ("release", "start_date", "end_date") if sel.get(k))
+            out.append(f"selection: {what}: {sel.get('n_problems')} of {sel.get('n_before')} problems"
+                       + (f"; release selected by {sel['release_by']}" if sel.get("release_by") else ""))
         out.append(f"{self.n_samples} samples on {self.n_problems} problems in {self.duration_s:.1f}s "
                    f"[{stat}] isolation={self.isolation or '?'}")
         if self.missing:
@@ -202,8 +209,11 @@ def evaluate(benchmark_problems: Iterable[Problem], samples: Iterable[Sample], c
              *, benchmark: str | None = None) -> EvalResult:
     """Execute ``samples`` against ``benchmark_problems`` and aggregate pass@k.
 
-    Samples for unknown problems are ignored with a warning (a samples file may cover more than a
-    ``--limit``-ed benchmark); problems without samples are listed in ``EvalResult.missing``.
+    Sample ids are unique per problem (``(problem_id, sample_id)``), not across problems. Samples
+    for unknown problems are ignored with a warning (a samples file may cover more than a
+    ``--limit``-ed benchmark), but when no sample is for this benchmark it is an error (a wrong
+    ``--benchmark`` must not pass as an empty result); problems without samples are listed in
+    ``EvalResult.missing``.
     ``metadata["code_prefix"]`` is prepended to each sample's code: LiveCodeBench's import block
     (as its grader does) and HumanEval's prompt imports/helpers (as ``prompt + completion`` in
     the original harness provides them; a sample that defines them itself overrides them).
@@ -215,20 +225,35 @@ def evaluate(benchmark_problems: Iterable[Problem], samples: Iterable[Sample], c
     name = benchmark or _benchmark_name(list(probs.values()))
     order: dict[str, list[str]] = defaultdict(list)
     run: list[Sample] = []
-    unknown = 0
+    keys: list[tuple[str, str]] = []  # (problem_id, sample_id) of run[i]: ids are unique per problem
+    seen: set[tuple[str, str]] = set()
+    dups: list[tuple[str, str]] = []
+    unknown: list[str] = []
     for s in samples:
         p = probs.get(s.problem_id)
         if p is None:
-            unknown += 1
+            unknown.append(s.problem_id)
             continue
+        key = (p.id, s.sample_id)
+        if key in seen:
+            dups.append(key)
+            continue
+        seen.add(key)
         order[p.id].append(s.sample_id)
         prefix = p.metadata.get("code_prefix") if isinstance(p.metadata, dict) else None
-        run.append(Sample(s.problem_id, s.sample_id, with_prefix(prefix, s.code) if prefix else s.code))
+        # the sandbox and its resumable files key verdicts by sample id alone: run under a unique one
+        run.append(Sample(s.problem_id, f"{len(run)}", with_prefix(prefix, s.code) if prefix else s.code))
+        keys.append(key)
+    if dups:
+        raise ValueError(f"{len(dups)} duplicate (problem_id, sample_id) pair(s) in the samples, e.g. "
+                         + ", ".join(f"{p} {s!r}" for p, s in dups[:3]))
+    if unknown and not run:
+        eg_s = ", ".join(sorted(set(unknown))[:3])
+        eg_b = ", ".join(list(probs)[:3])
+        raise ValueError(f"none of the {len(unknown)} samples is for a problem of {name} ({len(probs)} problems, "
+                         f"e.g. {eg_b}); the samples are for {eg_s}: wrong --benchmark or samples file?")
     if unknown:
-        log.warning("%d samples name problems that are not in this benchmark selection; ignored", unknown)
-    dup = len(run) - len({s.sample_id for s in run})
-    if dup:
-        raise ValueError(f"{dup} duplicate sample_id(s) in the samples")
+        log.warning("%d samples name problems that are not in this benchmark selection; ignored", len(unknown))
     job_timeout = cfg.job_timeout_s
     if job_timeout is None:
         per_problem = [sum(t.timeout_s or cfg.timeout_s for t in probs[pid].tests) for pid in order]
@@ -238,7 +263,7 @@ def evaluate(benchmark_problems: Iterable[Problem], samples: Iterable[Sample], c
     if cfg.workers:
         scfg.workers = cfg.workers
     t0 = time.perf_counter()
-    verdicts: dict[str, Verdict] = {}
+    verdicts: dict[tuple[str, str], Verdict] = {}
     bar = None
     if cfg.progress:
         from tqdm import tqdm
@@ -247,7 +272,7 @@ def evaluate(benchmark_problems: Iterable[Problem], samples: Iterable[Sample], c
     isolation = ""
     try:
         for v in _execute(probs, run, scfg, cfg):
-            verdicts[v.sample_id] = v
+            verdicts[keys[int(v.sample_id)]] = v
             isolation = isolation or v.isolation
             if bar is not None:
                 bar.update(1)
@@ -268,7 +293,7 @@ def evaluate(benchmark_problems: Iterable[Problem], samples: Iterable[Sample], c
         n_base = p.metadata.get("n_base_tests") if isinstance(p.metadata, dict) else None
         srs = []
         for sid in order[pid]:
-            v = verdicts[sid]
+            v = verdicts[(pid, sid)]
             status_counts[v.status] += 1
             srs.append(SampleResult(sid, v.passed, _base_passed(v, n_base), v.status, v.n_passed, v.n_tests,
                                     _first_failure(v)))

