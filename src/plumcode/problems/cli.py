@@ -27,6 +27,10 @@ def register(sub: argparse._SubParsersAction, name: str, help: str) -> None:
     p.add_argument("--decontaminate", metavar="BENCH", action="append", default=[],
                    help="drop instructions overlapping this benchmark (13-gram); repeatable")
     p.add_argument("--limit", type=int, help="keep the first N problems")
+    lcb = p.add_argument_group("LiveCodeBench selection (as lcb_runner selects; --path may be the shard folder)")
+    lcb.add_argument("--release", help="release_v1 .. release_v6, release_latest, v5, v4_v5")
+    lcb.add_argument("--start-date", help="contest_date >= this day (YYYY-MM-DD)")
+    lcb.add_argument("--end-date", help="contest_date <= this day at 00:00 (YYYY-MM-DD)")
     p.add_argument("--out", required=True, help="output Problem JSONL")
     p.set_defaults(func=run)
 
@@ -35,7 +39,16 @@ def run(args: argparse.Namespace) -> int:
     from plumcode.problems.loaders import load_benchmark, load_instructions
 
     t0 = time.perf_counter()
-    if args.benchmark:
+    window = args.release or args.start_date or args.end_date
+    if window and (args.benchmark or "").lower() not in ("livecodebench", "lcb"):
+        raise ValueError("--release/--start-date/--end-date select LiveCodeBench problems")
+    if window:
+        from plumcode.problems.livecodebench import load_livecodebench
+
+        probs, sel = load_livecodebench(args.path, release=args.release, start_date=args.start_date,
+                                        end_date=args.end_date)
+        print(f"LiveCodeBench selection: {sel}", file=sys.stderr)
+    elif args.benchmark:
         probs = load_benchmark(args.benchmark, args.path, with_expected=not args.no_expected, limit=args.limit)
     else:
         probs = load_instructions(args.instructions, args.fmt, python_only=args.python_only)
