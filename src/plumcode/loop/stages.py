@@ -58,29 +58,12 @@ def _looks_like_path(source: str) -> bool:
     return os.sep in source or source.endswith((".jsonl", ".json", ".gz", ".jsonl.gz")) or Path(source).exists()
 
 
-MBPP_TRAIN = ("mbpp-train", "mbpp_train")
-
-
-def _problems_api(name: str) -> Any:
-    """A function of the problems package (exported at the top, or in its loaders module)."""
-    import importlib
-
-    from plumcode import problems
-
-    if hasattr(problems, name):
-        return getattr(problems, name)
-    for mod in ("plumcode.problems.loaders", "plumcode.problems.decontaminate", "plumcode.problems.decontam"):
-        try:
-            m = importlib.import_module(mod)
-        except ModuleNotFoundError:
-            continue
-        if hasattr(m, name):
-            return getattr(m, name)
-    return None
-
-
 def load_training_problems(source: str, path: str | None) -> list[Problem]:
-    load_benchmark_, load_instructions = _problems_api("load_benchmark"), _problems_api("load_instructions")
+    """``problems.source``: a Problem JSONL or instruction file, or a name ``plumcode.problems``
+    knows (a benchmark or split such as ``mbpp-train``, else an instruction set)."""
+    from plumcode.problems import load_benchmark as _load
+    from plumcode.problems import load_instructions
+    from plumcode.problems.loaders import ALIASES, BENCHMARKS
 
     if _looks_like_path(source) and path is None:
         p = Path(source)
@@ -90,35 +73,9 @@ def load_training_problems(source: str, path: str | None) -> list[Problem]:
             return read_problems(p)
         except ValueError:
             return list(load_instructions(p))
-    if source.lower() in MBPP_TRAIN:
-        try:
-            return list(load_benchmark_(source, path))
-        except ValueError:
-            return _mbpp_train(path)
-    try:
-        return list(load_benchmark_(source, path))
-    except ValueError:
-        if load_instructions is None:
-            raise
-        return list(load_instructions(source))
-
-
-def _mbpp_train(path: str | None) -> list[Problem]:
-    """MBPP's train split (task ids 601-974, with reference solutions and tests): training prompts
-    that are disjoint from MBPP's test split and therefore from MBPP+."""
-    from plumcode.problems import loaders
-    from plumcode.problems.sources import find_local, iter_records
-
-    src = Path(path) if path else find_local(loaders.BENCHMARKS["mbpp"].local)
-    if src is None:
-        raise FileNotFoundError("mbpp-train: no local mbpp.jsonl (set PLUMCODE_DATA_DIR or problems.path)")
-    out = []
-    for line, rec in iter_records(src):
-        tid = rec.get("task_id")
-        if isinstance(tid, int) and 601 <= tid <= 974:
-            setup = (rec.get("test_setup_code") or "").replace("\r\n", "\n").strip() or None
-            out.append(loaders._mbpp_common(rec, str(src), line, "text", setup, "mbpp-train"))
-    return out
+    if ALIASES.get(source.lower(), source.lower()) in BENCHMARKS:
+        return list(_load(source, path))
+    return list(load_instructions(path or source))
 
 
 def load_benchmark(name: str, path: str | None, *, with_tests: bool = True, limit: int | None = None
@@ -375,7 +332,12 @@ def train(prefs_path: Path, model_spec: str, cfg: Any, out_dir: Path, *, seed: i
         adapter = str(Path(adapter) / "adapter")  # a plumcode checkpoint: its PEFT adapter inside
     res = _train(prefs_path, model, tcfg, out_dir, adapter=adapter)
     d = res.to_json() if hasattr(res, "to_json") else dataclasses.asdict(res)
-    return {k: v for k, v in d.items() if isinstance(v, (int, float, str, bool, type(None)))}
+    h = d.get("health") or {}
+    out = {k: v for k, v in d.items() if isinstance(v, (int, float, str, bool, type(None)))}
+    if h:  # the run's state and report carry the trainer's health check
+        out.update({"health_ok": bool(h.get("ok", True)), "health_warnings": "; ".join(h.get("warnings") or []),
+                    "chosen_logratio": h.get("chosen_logratio"), "probe_growth": h.get("probe_growth")})
+    return out
 
 
 def evaluate(problems_path: Path, samples_path: Path, ec: Any, sb: Any, *, benchmark: str) -> dict[str, Any]:

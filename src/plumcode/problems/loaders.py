@@ -49,10 +49,32 @@ BENCHMARKS: dict[str, BenchmarkSpec] = {
                                     {"repo": "mbpp", "config": "sanitized"}, "MBPP sanitized (427)"),
     "mbpp+": BenchmarkSpec("mbpp+", ("MbppPlus*.jsonl.gz", "MbppPlus*.jsonl"),
                            {"repo": "evalplus/mbppplus", "split": "test"}, "MBPP+ base and plus inputs (378)"),
+    "mbpp-train": BenchmarkSpec("mbpp-train", ("mbpp.jsonl",), {"repo": "mbpp", "config": "full", "split": "train"},
+                                "MBPP train split (task ids 601-974) without the dev problems: training prompts"),
+    "mbpp-dev": BenchmarkSpec("mbpp-dev", ("mbpp.jsonl",), {"repo": "mbpp", "config": "full", "split": "train"},
+                              "MBPP train-split dev set (50 problems, never trained on): recipe selection"),
     "livecodebench": BenchmarkSpec("livecodebench", ("livecodebench*.jsonl.gz", "livecodebench*.jsonl"),
                                    {"repo": "livecodebench/code_generation_lite", "filename": "test5.jsonl"},
                                    "LiveCodeBench code generation (stdin and functional)"),
 }
+# The validation split: recipes are selected on these 50 MBPP train-split problems, never on an
+# evaluation benchmark, and `mbpp-train` never contains them. The rule (frozen here, re-derived by
+# tests/problems/test_split.py): of task ids 601-974 that survive 13-gram decontamination against
+# HumanEval+, MBPP+ and the LiveCodeBench sample, the 50 with the smallest sha256("mbpp-dev/<id>").
+MBPP_DEV_IDS: frozenset[int] = frozenset({
+    624, 625, 627, 652, 662, 667, 669, 677, 684, 685, 686, 701, 702, 703, 705, 713, 768, 776, 789, 799,
+    814, 828, 829, 834, 839, 842, 843, 850, 864, 865, 869, 870, 872, 875, 876, 898, 899, 900, 908, 915,
+    924, 927, 934, 941, 942, 945, 950, 954, 968, 970,
+})
+MBPP_TRAIN_IDS = range(601, 975)
+
+
+def dev_rank(task_id: int) -> str:
+    """The sort key that picks the dev problems: a hash, so the split is neither by difficulty nor by
+    position in the file."""
+    return hashlib.sha256(f"mbpp-dev/{task_id}".encode()).hexdigest()
+
+
 ALIASES = {"he": "humaneval", "he+": "humaneval+", "humanevalplus": "humaneval+", "mbppplus": "mbpp+",
            "mbpp_sanitized": "mbpp-sanitized", "lcb": "livecodebench"}
 
@@ -94,8 +116,9 @@ def load_benchmark(name: str, path: str | os.PathLike | None = None, *, with_exp
         src_name = f"hf://{spec.hub['repo']}"
         records = list(enumerate(rows, 1))
         digest = hashlib.sha256(json.dumps(rows, sort_keys=True, default=str).encode()).hexdigest()
-    if key == "mbpp":  # the test split first, so that limit counts test problems
-        records = [(ln, r) for ln, r in records if not isinstance(r.get("task_id"), int) or 11 <= r["task_id"] <= 510]
+    if key in _SPLITS:  # the split first, so that limit counts the split's problems
+        keep = _SPLITS[key]
+        records = [(ln, r) for ln, r in records if not isinstance(r.get("task_id"), int) or keep(r["task_id"])]
     if ids is not None:
         want = {str(i) for i in ids}
         records = [(ln, r) for ln, r in records if _record_id(key, r) in want]
@@ -114,7 +137,7 @@ def load_benchmark(name: str, path: str | os.PathLike | None = None, *, with_exp
 
 def _record_id(key: str, rec: dict) -> str:
     """The Problem id a raw record will get (to select records before building them)."""
-    if key in ("mbpp", "mbpp-sanitized"):
+    if key in ("mbpp", "mbpp-sanitized", "mbpp-train", "mbpp-dev"):
         return f"Mbpp/{rec.get('task_id')}"
     if key == "livecodebench":
         return str(rec.get("question_id"))
@@ -305,6 +328,24 @@ def build_mbpp(records: list, path: str) -> list[Problem]:
     return out
 
 
+def _build_mbpp_split(source: str) -> Callable[[list, str], list[Problem]]:
+    """MBPP train-split problems (``mbpp-train`` or ``mbpp-dev``) with their own asserts as tests."""
+
+    def build(records: list, path: str) -> list[Problem]:
+        out = []
+        for line, rec in records:
+            tid = rec.get("task_id")
+            if not isinstance(tid, int) or not _SPLITS[source](tid):
+                continue
+            setup = rec.get("test_setup_code") or ""
+            if not isinstance(setup, str):
+                raise DataError("must be a string", path, line, "test_setup_code")
+            out.append(_mbpp_common(rec, path, line, "text", setup.replace("\r\n", "\n").strip() or None, source))
+        return out
+
+    return build
+
+
 def build_mbpp_sanitized(records: list, path: str) -> list[Problem]:
     out = []
     for line, rec in records:
@@ -347,9 +388,16 @@ def _build_lcb(records: list, path: str) -> list[Problem]:
     return build_livecodebench(records, path)
 
 
+_SPLITS: dict[str, Callable[[int], bool]] = {
+    "mbpp": lambda t: 11 <= t <= 510,
+    "mbpp-train": lambda t: t in MBPP_TRAIN_IDS and t not in MBPP_DEV_IDS,
+    "mbpp-dev": lambda t: t in MBPP_DEV_IDS,
+}
+
 _BUILDERS: dict[str, Callable[..., list[Problem]]] = {
     "humaneval": build_humaneval, "humaneval+": build_humaneval_plus, "mbpp": build_mbpp,
     "mbpp-sanitized": build_mbpp_sanitized, "mbpp+": build_mbpp_plus, "livecodebench": _build_lcb,
+    "mbpp-train": _build_mbpp_split("mbpp-train"), "mbpp-dev": _build_mbpp_split("mbpp-dev"),
 }
 
 
