@@ -35,6 +35,9 @@ class ProblemsConfig(_Strict):
     decontaminate: bool = Field(True, description=(
         "drop training problems whose instruction shares an n-gram with an evaluation benchmark problem"))
     decontamination_ngram: int = Field(13, ge=1, description="n-gram size (words) for decontamination")
+    decontaminate_against: list[str] = Field(default_factory=list, description=(
+        "benchmarks to decontaminate against besides the evaluated ones (a recipe sweep that evaluates "
+        "on a dev split still keeps the final benchmarks out of its training prompts)"))
 
 
 class TestGenConfig(_Strict):

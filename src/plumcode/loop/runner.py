@@ -199,13 +199,15 @@ class Runner:
             full = []
             for b in self.cfg.evaluation.benchmarks:
                 full.extend(stages.load_benchmark(b.name, b.path, with_tests=False))
+            for name in pc.decontaminate_against:
+                full.extend(stages.load_benchmark(name, None, with_tests=False))
             problems, dropped_all = stages.decontaminate(problems, full, pc.decontamination_ngram)
         problems = problems[pc.offset:]
         if pc.limit is not None:
             problems = problems[:pc.limit]
         atomic_write_json(self.dir / "decontamination.json", {
             "ngram": pc.decontamination_ngram, "enabled": pc.decontaminate,
-            "benchmarks": [b.name for b in self.cfg.evaluation.benchmarks],
+            "benchmarks": [b.name for b in self.cfg.evaluation.benchmarks] + pc.decontaminate_against,
             "n_checked": n_loaded, "n_dropped": len(dropped_all), "dropped": dropped_all,
         })
         if not problems:
