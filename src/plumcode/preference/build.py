@@ -23,6 +23,7 @@ Format = Literal["unpaired", "paired"]
 Pairing = Literal["all", "random", "best_worst"]
 OneSided = Literal["skip", "unpaired"]
 Balance = Literal["none", "weights", "downsample"]
+Truncated = Literal["drop", "open", "keep"]
 
 
 @dataclass
@@ -51,6 +52,12 @@ class PreferenceConfig:
     completion_field: Literal["completion", "code"] = "completion"
     # require at least this many tests in a verdict for it to count (0-test verdicts carry no signal)
     min_tests: int = 1
+    # samples cut at the token limit (finish_reason "length"): rendered through the chat template they
+    # would end in an end-of-turn the model never produced, and since they nearly always fail, training
+    # pushes the stop token down exactly where the model was still writing (length drift). "drop": no
+    # record (TRL GRPO's mask_truncated_completions); "open": a record marked ``truncated`` that the
+    # trainer scores without the closing tokens; "keep": the old behaviour, closed like a finished answer
+    truncated: Truncated = "drop"
     seed: int = 0
 
 
@@ -63,6 +70,8 @@ class PreferenceSummary:
     verdicts_without_sample: int = 0
     dropped_no_tests: int = 0
     dropped_excluded_reason: int = 0
+    truncated: int = 0  # joined samples cut at the token limit
+    dropped_truncated: int = 0
     duplicates_removed: int = 0
     inconsistent_duplicates: int = 0
     problems: int = 0
@@ -91,7 +100,8 @@ class PreferenceSummary:
             f"none-pass {s.problems_none_pass}",
             f"dedup removed {s.duplicates_removed} (inconsistent verdicts on identical code: "
             f"{s.inconsistent_duplicates}); dropped: no tests {s.dropped_no_tests}, "
-            f"excluded reason {s.dropped_excluded_reason}",
+            f"excluded reason {s.dropped_excluded_reason}, cut at the token limit {s.dropped_truncated} "
+            f"(of {s.truncated} cut)",
         ]
         if s.format == "paired":
             out.append(f"pairs {s.pairs}")
@@ -114,6 +124,7 @@ class _Cand:
     n_passed: int
     n_tests: int
     key: str
+    truncated: bool = False
 
     @property
     def frac(self) -> float:
@@ -179,6 +190,11 @@ def _candidates(samples: Iterable[dict], verdicts: Iterable[dict], cfg: Preferen
         if n_tests < cfg.min_tests:
             summ.dropped_no_tests += 1
             continue
+        truncated = s.get("finish_reason") == "length"
+        summ.truncated += truncated
+        if truncated and cfg.truncated == "drop":
+            summ.dropped_truncated += 1
+            continue
         passed = bool(v["passed"]) and n_passed == n_tests
         status = "pass" if passed else (str(v["status"]) if v["status"] != "pass" else "fail")
         if not passed and status in cfg.exclude_reasons:
@@ -191,7 +207,8 @@ def _candidates(samples: Iterable[dict], verdicts: Iterable[dict], cfg: Preferen
             raise DataError(f"sample {sid!r} has no string {cfg.completion_field!r}", field=cfg.completion_field)
         code = s.get("code") if isinstance(s.get("code"), str) else text
         groups[str(s["problem_id"])].append(_Cand(str(s["problem_id"]), sid, s["prompt"], text, passed, status,
-                                                  n_passed, n_tests, normalize_code(code)))
+                                                  n_passed, n_tests, normalize_code(code),
+                                                  truncated and cfg.truncated == "open"))
     summ.samples_without_verdict = len(by_id) - len(seen)
     return groups
 
@@ -217,6 +234,7 @@ def _pair_record(c: _Cand, r: _Cand) -> dict:
         "problem_id": c.problem_id, "chosen_id": c.sample_id, "rejected_id": r.sample_id,
         "chosen_status": c.status, "rejected_status": r.status, "reason": r.status,
         "chosen_pass_fraction": c.frac, "rejected_pass_fraction": r.frac, "n_tests": c.n_tests,
+        "chosen_truncated": c.truncated, "rejected_truncated": r.truncated,
     }
 
 
@@ -225,6 +243,7 @@ def _unpaired_record(c: _Cand) -> dict:
         "prompt": c.prompt, "completion": _completion(c.prompt, c.text), "label": c.passed,
         "problem_id": c.problem_id, "sample_id": c.sample_id, "status": c.status,
         "reason": "" if c.passed else c.status, "pass_fraction": c.frac, "n_tests": c.n_tests,
+        "truncated": c.truncated,
     }
 
 
@@ -269,6 +288,8 @@ def build_preferences(samples: Iterable[dict], verdicts: Iterable[dict],
     cfg = config or PreferenceConfig()
     if cfg.format not in ("unpaired", "paired"):
         raise ValueError(f"format must be 'unpaired' or 'paired', not {cfg.format!r}")
+    if cfg.truncated not in ("drop", "open", "keep"):
+        raise ValueError(f"truncated must be drop|open|keep, not {cfg.truncated!r}")
     rng = random.Random(cfg.seed)
     summ = PreferenceSummary(format=cfg.format)
     groups = _candidates(samples, verdicts, cfg, summ)

@@ -30,6 +30,9 @@ def register(sub: argparse._SubParsersAction, name: str, help: str) -> None:
                    help="unpaired: cap per problem and label (0 = none)")
     p.add_argument("--one-sided", choices=["skip", "unpaired"], default=d.one_sided,
                    help="all-pass / none-pass problems: drop them, or keep them as unpaired examples")
+    p.add_argument("--truncated", choices=["drop", "open", "keep"], default=d.truncated,
+                   help="samples cut at the token limit: drop them (default), train them without the closing "
+                        "end-of-turn (open), or close them like finished answers (keep, the old behaviour)")
     p.add_argument("--balance", choices=["none", "weights", "downsample"], default=d.balance)
     p.add_argument("--max-ratio", type=float, default=d.max_ratio, help="downsample: majority:minority cap")
     p.add_argument("--no-dedup", action="store_true", help="keep samples with identical normalised code")
@@ -44,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
     cfg = PreferenceConfig(
         format=args.format, pairing=args.pairing, max_pairs_per_problem=args.max_pairs_per_problem,
         partial_credit=args.partial_credit, max_per_problem=args.max_per_problem, one_sided=args.one_sided,
-        balance=args.balance, max_ratio=args.max_ratio, dedup=not args.no_dedup,
+        truncated=args.truncated, balance=args.balance, max_ratio=args.max_ratio, dedup=not args.no_dedup,
         exclude_reasons=tuple(args.exclude_reason), completion_field=args.completion_field, seed=args.seed,
     )
     records, summary = build_preferences(load_jsonl(args.samples), load_jsonl(args.verdicts), cfg)

@@ -109,8 +109,13 @@ def _common_prefix(a: list[int], b: list[int]) -> int:
     return n
 
 
-def tokenize_pc(tokenizer: Any, prompt: Any, completion: Any) -> tuple[list[int], list[int]]:
-    """(prompt_ids, completion_ids) exactly as TRL's DPO/KTO trainers build them."""
+def tokenize_pc(tokenizer: Any, prompt: Any, completion: Any, *, open_end: bool = False
+                ) -> tuple[list[int], list[int]]:
+    """(prompt_ids, completion_ids) exactly as TRL's DPO/KTO trainers build them.
+
+    ``open_end``: the completion was cut at the token limit, so it gets none of the closing tokens
+    (end-of-turn, EOS) the chat template or TRL would add: the model never produced them, and
+    scoring them would teach "stop here" (or, for a failing answer, "never stop")."""
     chat = isinstance(prompt, list)
     if chat != isinstance(completion, list):
         raise DataError("prompt and completion must both be chat messages or both be strings")
@@ -119,9 +124,13 @@ def tokenize_pc(tokenizer: Any, prompt: Any, completion: Any) -> tuple[list[int]
             raise ValueError("conversational preference data but the tokenizer has no chat template")
         p = _tok(tokenizer, prompt, add_generation_prompt=True)
         full = _tok(tokenizer, prompt + completion)
+        if open_end:  # what the template closes an assistant turn with: its rendering of an empty one
+            closing = _tok(tokenizer, prompt + [{"role": "assistant", "content": ""}])[len(p):]
+            if closing and full[-len(closing):] == closing:
+                full = full[:-len(closing)]
     else:
         eos = tokenizer.eos_token or ""
-        if eos and not completion.endswith(eos):
+        if eos and not completion.endswith(eos) and not open_end:
             completion = completion + eos
         p = _tok(tokenizer, prompt)
         full = _tok(tokenizer, prompt + completion)
@@ -143,8 +152,8 @@ def build_examples(records: list[dict], tokenizer: Any, objective: str, max_leng
     vocab = len(tokenizer)
     for i, r in enumerate(records):
         if kind == "paired":
-            p, c = tokenize_pc(tokenizer, r["prompt"], r["chosen"])
-            p2, rj = tokenize_pc(tokenizer, r["prompt"], r["rejected"])
+            p, c = tokenize_pc(tokenizer, r["prompt"], r["chosen"], open_end=bool(r.get("chosen_truncated")))
+            p2, rj = tokenize_pc(tokenizer, r["prompt"], r["rejected"], open_end=bool(r.get("rejected_truncated")))
             if max_length and len(p) >= max_length:
                 dropped += 1
                 continue
@@ -154,7 +163,7 @@ def build_examples(records: list[dict], tokenizer: Any, objective: str, max_leng
                 out.append(Example([_seq(p, c, max_length)], True, i, p, c))
                 out.append(Example([_seq(p2, rj, max_length)], False, i, p2, rj))
         else:
-            p, c = tokenize_pc(tokenizer, r["prompt"], r["completion"])
+            p, c = tokenize_pc(tokenizer, r["prompt"], r["completion"], open_end=bool(r.get("truncated")))
             if max_length and len(p) >= max_length:
                 dropped += 1
                 continue
