@@ -28,6 +28,18 @@ class TrainConfig:
     # loss_type=["sigmoid", "sft"], loss_weights=[1, w] (RPO, Pang et al. 2024). It keeps the chosen
     # likelihood from falling with the rejected one, the drift preference losses show on code.
     sft_weight: float = 0.0
+    # whose log-probs the KL constraint is measured against when training continues an adapter (online
+    # rounds): "start", the policy this training starts from (re-centred every round, so the beta
+    # constraint restarts and drift can accumulate), or "base", the model without the adapter (the
+    # initial policy: anchored across rounds). Equal when training starts from a fresh adapter.
+    reference: Literal["start", "base"] = "start"
+    # training health: warn when the desirable/chosen completions' log-prob falls more than this many
+    # nats below the reference (last tenth of the steps), or when greedy answers to ``probe_prompts``
+    # training prompts grow by more than ``probe_growth`` (a fraction) from before training to after
+    health_logp_drop: float = 2.0
+    probe_prompts: int = 8
+    probe_growth: float = 0.25
+    probe_max_tokens: int = 384
     # parameters
     lora: bool = True
     lora_r: int = 16
@@ -89,6 +101,7 @@ class TrainResult:
     history: list[dict] = field(default_factory=list)
     seconds: float = 0.0
     resumed_from_step: int = 0
+    health: dict = field(default_factory=dict)  # training.health.Health.to_json()
 
     def to_json(self) -> dict:
         d = asdict(self)

@@ -21,7 +21,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from plumcode.io import JsonlAppender, atomic_write_json, sha256_file, sha256_text
+from plumcode.io import JsonlAppender, atomic_write_json, read_jsonl, sha256_file, sha256_text
+from plumcode.training import health
 from plumcode.training.config import TrainConfig, TrainResult
 from plumcode.training.data import (
     Example,
@@ -257,6 +258,10 @@ def _train(preferences_path: str | Path, model_spec: Any, config: TrainConfig | 
         raise ValueError(f"objective must be kto, dpo or sft, not {cfg.objective!r}")
     if cfg.sft_weight < 0:
         raise ValueError(f"sft_weight must be >= 0, not {cfg.sft_weight}")
+    if cfg.reference not in ("start", "base"):
+        raise ValueError(f"reference must be 'start' or 'base', not {cfg.reference!r}")
+    if cfg.reference == "base" and adapter is not None and not cfg.lora:
+        raise ValueError("reference='base' with a continued adapter needs LoRA training")
     t0 = time.time()
     pref = Path(preferences_path)
     out = Path(out_dir)
@@ -352,8 +357,10 @@ def _train(preferences_path: str | Path, model_spec: Any, config: TrainConfig | 
     total_steps = cfg.max_steps or max(1, math.ceil(cfg.epochs * len(batches) / per_step))
 
     # -- reference log-probs: once per round, cached next to the data
+    anchored = cfg.reference == "base" and adapter_dir is not None
     ref_key = sha256_text(data_sha, fp, cfg.objective, str(cfg.max_length), str(cfg.kto_kl),
-                          str(cfg.batch_size), str(cfg.seed), str(adapter_dir or ""))[:16]
+                          str(cfg.batch_size), str(cfg.seed), str(adapter_dir or ""),
+                          *(["base"] if anchored else []))[:16]
     ref_path = pref.with_name(pref.name.removesuffix(".jsonl") + f".ref-{ref_key}.json")
     ref = None
     if cfg.objective != "sft":
@@ -366,8 +373,10 @@ def _train(preferences_path: str | Path, model_spec: Any, config: TrainConfig | 
                         break
         if ref is None:
             tr = time.time()
-            ref = _reference_logps(policy, examples, batches, cfg, pad_id, device,
-                                   progress=echo is not None and accel.is_main_process) | {"key": ref_key}
+            # anchored: the continued adapter switched off, i.e. the base model the rounds started from
+            with model.disable_adapter() if anchored else contextlib.nullcontext():
+                ref = _reference_logps(policy, examples, batches, cfg, pad_id, device,
+                                       progress=echo is not None and accel.is_main_process) | {"key": ref_key}
             if accel.is_main_process:
                 try:
                     atomic_write_json(ref_path, ref, indent=None)
@@ -415,11 +424,26 @@ def _train(preferences_path: str | Path, model_spec: Any, config: TrainConfig | 
         if echo:
             echo(f"resumed from {resume_from} at step {step}/{total_steps}")
     resumed_from_step = step
+    # health probe: greedy answer lengths before the first update (kept on disk: a resumed run's model
+    # is no longer the one it started from)
+    probe_path = out / "health_probe.json"
+    probes = health.probe_prompts(records, cfg.probe_prompts) if cfg.probe_prompts else []
+    probe_before = None
+    if probes and accel.is_main_process:
+        if probe_path.is_file() and json.loads(probe_path.read_text()).get("key") == data_sha:
+            probe_before = json.loads(probe_path.read_text())["before"]
+        elif step == 0:
+            probe_before = health.probe_tokens(model, tok, probes, cfg.probe_max_tokens, device)
+            out.mkdir(parents=True, exist_ok=True)
+            atomic_write_json(probe_path, {"key": data_sha, "before": probe_before})
     policy, opt = accel.prepare(policy, opt)
 
     out.mkdir(parents=True, exist_ok=True)
     logger = _Logger(out, cfg, echo if accel.is_main_process else None)
     history: list[dict] = []
+    if step and (out / "train_log.jsonl").is_file():  # resumed: the steps before count for the health check
+        prior = {r["step"]: r for _, r in read_jsonl(out / "train_log.jsonl") if r.get("step", step + 1) <= step}
+        history = [prior[k] for k in sorted(prior)]
     meta_base = {"base_spec": info.get("base") or info["spec"], "spec": info["spec"], "base_fingerprint": fp,
                  "objective": cfg.objective, "data_sha256": data_sha, "preferences": str(pref.resolve()),
                  "config": cfg.to_json(), "ref_logps": str(ref_path) if cfg.objective != "sft" else None}
@@ -490,7 +514,19 @@ def _train(preferences_path: str | Path, model_spec: Any, config: TrainConfig | 
             if cfg.save_every and step % cfg.save_every == 0 and step < total_steps and accel.is_main_process:
                 save(out / f"checkpoint-{step}", final=False)
         paths: dict[str, str] = {}
+        report: dict = {}
         if accel.is_main_process:
+            probe_after = (health.probe_tokens(accel.unwrap_model(policy).model, tok, probes, cfg.probe_max_tokens,
+                                               device) if probe_before is not None else None)
+            h = health.check(history, cfg.beta, logp_drop=cfg.health_logp_drop, probe_before=probe_before,
+                             probe_after=probe_after, growth=cfg.probe_growth) if cfg.objective != "sft" else \
+                health.check([], cfg.beta, logp_drop=cfg.health_logp_drop, probe_before=probe_before,
+                             probe_after=probe_after, growth=cfg.probe_growth)
+            report = h.to_json()
+            for w in h.warnings:
+                log.warning("training health: %s", w)
+                if echo:
+                    echo(f"WARNING training health: {w}")
             paths = save(out, final=True)
             for old in out.glob("checkpoint-*"):  # finished: the final checkpoint supersedes resume points
                 shutil.rmtree(old, ignore_errors=True)
@@ -507,7 +543,7 @@ def _train(preferences_path: str | Path, model_spec: Any, config: TrainConfig | 
         out_dir=str(out), objective=cfg.objective, steps=step, examples=len(examples), final_loss=last_loss,
         adapter_dir=str(out / "adapter") if "adapter" in paths else None,
         model_dir=str(out / "model") if "model" in paths else None, log_path=str(out / "train_log.jsonl"),
-        history=history, seconds=time.time() - t0, resumed_from_step=resumed_from_step)
+        history=history, seconds=time.time() - t0, resumed_from_step=resumed_from_step, health=report)
     if accel.is_main_process:
         atomic_write_json(out / "train_result.json", result.to_json())
     return result
