@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+from pathlib import Path
 
 from plumcode.training.config import TrainConfig
+from plumcode.training.model import training_source
 
 S = argparse.SUPPRESS  # tuning flags left out keep the --config file's (or TrainConfig's) value
 
@@ -15,7 +18,8 @@ def register(sub: argparse._SubParsersAction, name: str, help: str) -> None:
     p = sub.add_parser(name, help=help, description=help)
     p.add_argument("--preferences", required=True, help="preferences.jsonl from `plumcode preferences`")
     p.add_argument("--model", default="default",
-                   help="HF model dir, hub id, .gguf, registered name ('default'), or a previous checkpoint dir")
+                   help="any model spec the other commands take (default, hf:<dir|hub id|file.gguf>[?adapter=<dir>], "
+                        "vllm:, llama-cpp:, managed:, multi:), or a bare dir, hub id, .gguf or checkpoint dir")
     p.add_argument("--out", required=True, help="checkpoint directory")
     p.add_argument("--adapter", help="continue training this LoRA adapter dir (must match --model's base)")
     p.add_argument("--config", help="JSON file of TrainConfig fields; flags given explicitly override it")
@@ -54,12 +58,34 @@ def run(args: argparse.Namespace) -> int:
             base |= json.load(f)
     given = {k: v for k, v in vars(args).items() if k in TrainConfig.__dataclass_fields__}
     cfg = TrainConfig.from_json(base | given)
+    model, adapter = args.model, args.adapter
+    if _is_spec(model):
+        weights, spec_adapter = training_source(model)
+        # LoRA: the spec's ?adapter= is the adapter training continues (as --adapter); full fine-tuning
+        # keeps the spec whole and load_policy merges the adapter into the weights it starts from
+        if cfg.lora or not spec_adapter:
+            if spec_adapter and adapter and Path(adapter).resolve() != Path(spec_adapter).expanduser().resolve():
+                raise ValueError(f"--model {model!r} names adapter {spec_adapter} and --adapter {adapter}: give one")
+            model, adapter = weights, spec_adapter or adapter
     try:
-        res = train(args.preferences, args.model, cfg, args.out, adapter=args.adapter)
+        res = train(args.preferences, model, cfg, args.out, adapter=adapter)
+        world = _world_size()
     finally:
         _end_distributed()
-    print(json.dumps(res.to_json(), indent=2))
+    if int(os.environ.get("RANK", "0")) == 0:  # under accelerate launch: one report, from the rank that wrote
+        print(json.dumps(res.to_json() | {"world_size": world}, indent=2))
     return 0
+
+
+def _is_spec(model: str) -> bool:
+    """A model spec with a scheme or options (hf:..., ...?adapter=), not a path that exists."""
+    return (":" in model.split("/", 1)[0] or "?" in model) and not Path(model).exists()
+
+
+def _world_size() -> int:
+    import torch.distributed as dist
+
+    return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
 
 
 def _end_distributed() -> None:

@@ -14,6 +14,16 @@ log = logging.getLogger(__name__)
 CKPT_META = "plumcode_checkpoint.json"
 
 
+def accelerator_available() -> bool:
+    """A GPU (or other torch accelerator) this process can use."""
+    import torch
+
+    acc = getattr(torch, "accelerator", None)  # torch >= 2.6: CUDA, ROCm, XPU, MPS, ...
+    if acc is not None and hasattr(acc, "is_available"):
+        return bool(acc.is_available())
+    return bool(torch.cuda.is_available())
+
+
 def base_fingerprint(model: Any, tokenizer: Any) -> str:
     """Cheap identity of the weights we start from: architecture, shapes, and a slice of every tensor.
 
@@ -73,6 +83,34 @@ def _merge_adapter(model: Any, adapter_dir: Path) -> Any:
     return PeftModel.from_pretrained(model, str(adapter_dir)).merge_and_unload()
 
 
+def training_source(spec: str) -> tuple[str, str | None]:
+    """``(weights, adapter)`` that a model spec names, so training takes every spec sampling takes.
+
+    ``hf:<dir|hub id|file.gguf|name>``, ``vllm:<dir|hub id>``, ``llama-cpp:<file.gguf|name>`` and
+    ``managed:<engine>:<model>`` name weights; ``?adapter=<dir>`` a LoRA adapter on them (other
+    ``?`` options are generation settings and do not apply); ``multi:`` replicas hold one policy,
+    its first replica's weights; a bare path, hub id or registered name is itself. ``openai:`` names
+    a server whose weights plumcode cannot read: refused with what to pass instead.
+    """
+    from plumcode.generation.loader import multi_replicas, parse_spec
+
+    s = str(spec).strip()
+    if s.startswith("multi:"):
+        return training_source(multi_replicas(s)[0])
+    ps = parse_spec(s)
+    if ps.kind == "openai":
+        raise ValueError(f"model spec {spec!r} is an OpenAI-compatible server: its weights cannot be trained from "
+                         "here; pass the weights it serves (hf:<dir>, a hub id or a .gguf)")
+    target = ps.model if ps.kind == "managed" else ps.target
+    if not target:
+        raise ValueError(f"model spec {spec!r} names no weights")
+    ignored = sorted(k for k in ps.options if k != "adapter")
+    if ignored:
+        log.info("model spec %r: generation option(s) %s do not apply to training", spec, ", ".join(ignored))
+    adapter = ps.options.get("adapter")
+    return str(target), (str(adapter) if adapter not in (None, "") else None)
+
+
 def load_policy(spec: Any, dtype: Any = None) -> tuple[Any, Any, dict]:
     """Return ``(model, tokenizer, info)``; ``info`` names the base for checkpoint metadata.
 
@@ -84,6 +122,16 @@ def load_policy(spec: Any, dtype: Any = None) -> tuple[Any, Any, dict]:
     if isinstance(spec, tuple):
         model, tok = spec
         return model, tok, {"spec": getattr(model, "name_or_path", "<in-memory>"), "base": None}
+    if isinstance(spec, str) and (":" in spec.split("/", 1)[0] or "?" in spec) and not Path(spec).exists():
+        weights, adapter = training_source(spec)  # hf:, vllm:, llama-cpp:, managed:, multi: specs
+        if not adapter:
+            return load_policy(weights, dtype)
+        ap = Path(adapter).expanduser()
+        if not (ap / "adapter_config.json").is_file():
+            raise ValueError(f"model spec {spec!r}: {ap} is not a PEFT adapter folder (no adapter_config.json)")
+        model, tok, _ = load_policy(weights, dtype)
+        # the policy is base + adapter merged; the spec (not the bare base) is what reproduces it
+        return _merge_adapter(model, ap), tok, {"spec": str(spec), "base": None}
     p = Path(str(spec)).expanduser()
     meta_path = p / CKPT_META
     if p.is_dir() and meta_path.is_file():
