@@ -271,7 +271,12 @@ def _train(preferences_path: str | Path, model_spec: Any, config: TrainConfig | 
 
     # accelerate owns gradient accumulation: under DeepSpeed the engine scales the loss and steps
     # only at accumulation boundaries it knows of (a manual loop made it step every micro-batch)
-    accel = Accelerator(cpu=cfg.device == "cpu", gradient_accumulation_steps=cfg.grad_accum)
+    # cpu=True also when "auto" finds no accelerator: accelerate forms the gloo group of `accelerate
+    # launch` CPU ranks only then; without it each rank trained alone (world size 1, two full runs)
+    from plumcode.training.model import accelerator_available
+
+    accel = Accelerator(cpu=cfg.device == "cpu" or (cfg.device == "auto" and not accelerator_available()),
+                        gradient_accumulation_steps=cfg.grad_accum)
     device = accel.device if cfg.device in ("auto", "cpu") else torch.device(cfg.device)
     dtype = _resolve_dtype(cfg.dtype, device)
     model, tok, info = load_policy(model_spec, dtype)
