@@ -24,6 +24,7 @@ COMMANDS: list[tuple[str, str, str]] = [
     ("test-quality", "plumcode.testgen.quality_cli", "measure synthetic-test quality against ground truth"),
     ("preferences", "plumcode.preference.cli", "turn verdicts into KTO/DPO preference records"),
     ("train", "plumcode.training.cli", "train the policy with KTO/DPO (LoRA or full)"),
+    ("export", "plumcode.training.export", "merge a trained adapter into a plain model folder with a model card"),
     ("run", "plumcode.loop.cli", "the PLUM loop over a run directory (config.yaml)"),
     ("report", "plumcode.report.cli", "write report.html for a run directory"),
     ("demo", "plumcode.loop.demo", "the whole loop on the embedded default model, on CPU"),
