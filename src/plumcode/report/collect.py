@@ -39,6 +39,8 @@ class RoundData:
     policy: str | None = None
     trained: bool = False
     train_skipped: bool = False
+    health: list[str] | None = None  # the trainer's health warnings ([] = checked and fine)
+    truncated: tuple[int, int] | None = None  # (samples cut at the token limit, of them dropped)
     log_history: list[dict] = field(default_factory=list)
     eval: dict[str, dict[str, float]] = field(default_factory=dict)  # bench -> {pass@k: value}
     examples: list[dict] = field(default_factory=list)
@@ -246,6 +248,11 @@ def collect_run(run_dir: str | Path) -> RunData:
         tsum = completed.get(f"round-{i:03d}/train")
         rr.trained = tsum is not None and not tsum.get("skipped")
         rr.train_skipped = bool(tsum and tsum.get("skipped"))
+        if tsum and "health_ok" in tsum:
+            rr.health = [w for w in str(tsum.get("health_warnings") or "").split("; ") if w]
+        psum = completed.get(f"round-{i:03d}/preferences") or {}
+        if "truncated" in psum:
+            rr.truncated = (int(psum["truncated"]), int(psum.get("dropped_truncated") or 0))
         rr.log_history = find_log_history(rd / "checkpoint")
         rr.eval = _read_eval(rd / "eval.json")
         for stage, s in completed.items():

@@ -134,8 +134,17 @@ def funnel_rows(run: RunData) -> list[tuple[str, list[str]]]:
     per_round("preference records", lambda rd: str(rd.records))
     per_round("pairs / desirable+undesirable",
               lambda rd: str(rd.pairs) if rd.pairs else f"{rd.desirable}+{rd.undesirable}")
+    per_round("samples cut at the token limit (dropped)",
+              lambda rd: f"{rd.truncated[0]} ({rd.truncated[1]})" if rd.truncated else "–")
     per_round("trained", lambda rd: "yes" if rd.trained else ("skipped (no data)" if rd.train_skipped else "no"))
+    per_round("training health", lambda rd: "–" if rd.health is None else
+              ("ok" if not rd.health else f"WARNING ({len(rd.health)})"))
     return rows
+
+
+def health_lines(run: RunData) -> list[str]:
+    """The trainer's health warnings in full, one line each: drift a user should see before evaluating."""
+    return [f"round {rd.index} training health WARNING: {w}" for rd in run.rounds for w in (rd.health or [])]
 
 
 def summary_text(runs: Sequence[RunData]) -> str:
@@ -150,6 +159,7 @@ def summary_text(runs: Sequence[RunData]) -> str:
             lines.append(" " * (w + 2) + "  ".join(f"{'r' + str(rd.index):>10}" for rd in run.rounds))
             for label, vals in rows:
                 lines.append(f"{label:<{w}}  " + "  ".join(f"{v:>10}" for v in vals))
+        lines += health_lines(run)
         for b in run.benchmarks():
             vals = run.pass_at(b, 1)
             labels = _policy_labels(len(run.rounds))
@@ -207,6 +217,9 @@ def render_html(runs: Sequence[RunData]) -> str:
         for label, vals in funnel_rows(r):
             parts.append(f"<tr><td class='l'>{_e(label)}</td>" + "".join(f"<td>{_e(v)}</td>" for v in vals) + "</tr>")
         parts.append("</table>")
+        warn = health_lines(r)
+        if warn:
+            parts.append("<ul class='warn'>" + "".join(f"<li>{_e(w)}</li>" for w in warn) + "</ul>")
         statuses = sorted({s for rd in r.rounds for s in rd.statuses})
         if statuses:
             parts.append("<table><tr><th class='l'>verdict status</th>"
