@@ -16,6 +16,7 @@ import sys
 COMMANDS: list[tuple[str, str, str]] = [
     ("problems", "plumcode.problems.cli", "load a benchmark or instruction set into Problem JSONL"),
     ("execute", "plumcode.sandbox.cli", "run samples against problem tests in the sandbox"),
+    ("sandbox", "plumcode.sandbox.check", "sandbox check: what the sandbox enforces on this machine, proven"),
     ("evaluate", "plumcode.evaluation.cli", "pass@k of samples on a benchmark"),
     ("sample", "plumcode.generation.cli", "sample candidate solutions from a policy"),
     ("serve", "plumcode.generation.server", "OpenAI-compatible server over the transformers backend"),

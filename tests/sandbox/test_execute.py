@@ -38,13 +38,17 @@ def run(problem: Problem, codes: dict[str, str], cfg: SandboxConfig = CFG) -> di
     return out
 
 
-@pytest.mark.parametrize("isolation", ["auto", "process"])
-def test_legit_programs_pass(isolation):
-    cfg = SandboxConfig(workers=2, timeout_s=5.0, isolation=isolation)
+@pytest.mark.parametrize("iso", ["auto", "process", "no-namespaces"], indirect=True)
+def test_legit_programs_pass(iso):
+    cfg = SandboxConfig(workers=2, timeout_s=5.0, isolation=iso.isolation)
     p = Problem(id="legit", instruction="t", entry_point="f", tests=[call([3], 6), call([0], 0)])
     codes = {
         "imports": "import os, sys, re, itertools, functools, collections, math, heapq\n"
                    "def f(x):\n    return sum(heapq.nsmallest(1, [x])) * 2 + math.floor(0.5)\n",
+        # modules the zygote did not preload: their files and shared libraries are read at run time
+        "lazy_imports": "import calendar, zlib, sqlite3, ast, fractions\n"
+                        "def f(x):\n    sqlite3.connect(':memory:').close()\n"
+                        "    return int(fractions.Fraction(2 * x)) + zlib.crc32(b'') + calendar.MONDAY\n",
         "recursion": "import sys\nsys.setrecursionlimit(20000)\n"
                      "def d(n):\n    return 0 if n == 0 else 1 + d(n - 1)\n"
                      "def f(x):\n    return 2 * x + d(5000) - 5000\n",
@@ -54,13 +58,22 @@ def test_legit_programs_pass(isolation):
                    "    [t.start() for t in ts]; [t.join() for t in ts]\n    return sum(out)\n",
         "prints": "def f(x):\n    print('debug', x)\n    return x * 2\n",
         "class_method_default": "class S:\n    k = 2\ndef f(x):\n    return S.k * x\n",
+        "temp_file": "import tempfile, os\ndef f(x):\n    with tempfile.NamedTemporaryFile('w+', dir=os.getcwd()) as fh:\n"
+                     "        fh.write(str(2 * x)); fh.flush(); fh.seek(0)\n        return int(fh.read())\n",
     }
-    codes = {k: c + f"# {isolation}\n" for k, c in codes.items()}  # no cache hits across levels
+    try:
+        import numpy  # noqa: F401  (a site-packages import with its own shared libraries)
+
+        codes["numpy"] = "import numpy as np\ndef f(x):\n    return int(np.arange(3).sum() // 3 * 2 * x)\n"
+    except ImportError:
+        pass
+    codes = {k: c + f"# {iso.name}\n" for k, c in codes.items()}  # no cache hits across levels
+    level = isolation_level(cfg)
     for sid, v in run(p, codes, cfg).items():
         assert v.passed, (sid, v.status, [t.message for t in v.tests])
         assert v.status == "pass" and v.n_passed == 2
-        assert v.isolation == isolation_level(cfg)
-        assert v.isolation.startswith("namespaces" if isolation == "auto" else "process")
+        assert v.isolation == level
+        assert v.isolation.startswith(iso.expected)
 
 
 def test_value_semantics():
@@ -123,9 +136,9 @@ def test_assert_tests_mbpp_and_humaneval_styles():
     assert ok["bad"].status == "fail"
 
 
-@pytest.mark.parametrize("isolation", ["auto", "process"])
-def test_stdio_program_and_reference(isolation):
-    cfg = SandboxConfig(workers=2, timeout_s=5.0, isolation=isolation)
+@pytest.mark.parametrize("iso", ["auto", "process"], indirect=True)
+def test_stdio_program_and_reference(iso):
+    cfg = SandboxConfig(workers=2, timeout_s=5.0, isolation=iso.isolation)
     p = Problem(id="io", instruction="t", entry_point=None, tests=[
         TestCase("stdio", input="2 3\n", output="5\n"), TestCase("stdio", input="10 -4\n", output="6")])
     codes = {
@@ -136,7 +149,7 @@ def test_stdio_program_and_reference(isolation):
         "wrong": "a, b = map(int, input().split())\nprint(a * b)\n",
         "raises": "raise ValueError('boom')\n",
     }
-    out = run(p, {k: c + f"# {isolation}\n" for k, c in codes.items()}, cfg)
+    out = run(p, {k: c + f"# {iso.name}\n" for k, c in codes.items()}, cfg)
     for sid in ("input", "buffer", "osread", "exit0"):
         assert out[sid].passed, (sid, [t.message for t in out[sid].tests])
     assert out["wrong"].status == "fail"

@@ -3,7 +3,8 @@
 Three roles: the master (your process) holds the jobs; a judge process per job holds the tests
 and expected values and compares; a candidate process per job, forked from a clean zygote
 inside kernel namespaces (or a weaker, reported fallback), only ever sees the code and the
-test inputs. See ``docs/sandbox.md``.
+test inputs, and can read nothing but the Python runtime and its own temp dir. See
+``docs/sandbox.md``; ``plumcode sandbox check`` shows what is enforced on a machine.
 """
 
 from plumcode.sandbox._master import (
@@ -14,14 +15,16 @@ from plumcode.sandbox._master import (
     execute,
     execute_file,
     isolation_level,
+    isolation_report,
     shutdown,
     stdio_reference,
 )
 from plumcode.sandbox.compare import call_output_matches, stdio_output_matches
+from plumcode.sandbox.defaults import DEFAULT_JOB_TIMEOUT_S, DEFAULT_MEMORY_MB, DEFAULT_TIMEOUT_S
 from plumcode.sandbox.types import STATUSES, Sample, TestResult, Verdict
 
 __all__ = [
-    "SANDBOX_VERSION", "STATUSES", "CallOutcome", "Sample", "SandboxConfig", "TestResult", "Verdict",
-    "call_output_matches", "call_reference", "execute", "execute_file", "isolation_level", "shutdown",
-    "stdio_output_matches", "stdio_reference",
+    "DEFAULT_JOB_TIMEOUT_S", "DEFAULT_MEMORY_MB", "DEFAULT_TIMEOUT_S", "SANDBOX_VERSION", "STATUSES", "CallOutcome",
+    "Sample", "SandboxConfig", "TestResult", "Verdict", "call_output_matches", "call_reference", "execute",
+    "execute_file", "isolation_level", "isolation_report", "shutdown", "stdio_output_matches", "stdio_reference",
 ]

@@ -250,6 +250,8 @@ def _classify_reply(r: tuple, prefix: str = "") -> tuple[str, str]:
         return "syntax_error", r[1]
     if r[0] == "exit":
         return "crash", f"{prefix}SystemExit: {r[1]}"
+    if r[0] == "setup":  # the sandbox could not isolate this candidate; its code never ran
+        return "crash", f"sandbox setup failed: {r[1]}"
     if r[0] == "exc":
         status = "memory" if r[1] == "MemoryError" else "error"
         return status, f"{prefix}{r[1]}: {r[2]}".strip()

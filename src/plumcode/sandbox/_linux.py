@@ -13,6 +13,7 @@ import os
 import platform
 import resource
 import signal
+import stat
 import struct
 
 _libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
@@ -82,13 +83,18 @@ def mount(source: str | None, target: str, fstype: str | None, flags: int, data:
 
 
 def write_id_maps(inside: int, outside_uid: int, outside_gid: int) -> None:
-    """Map one uid/gid into a freshly unshared user namespace (the process's own ids)."""
-    with open("/proc/self/setgroups", "w") as f:
-        f.write("deny")
-    with open("/proc/self/uid_map", "w") as f:
-        f.write(f"{inside} {outside_uid} 1")
-    with open("/proc/self/gid_map", "w") as f:
-        f.write(f"{inside} {outside_gid} 1")
+    """Map one uid/gid into a freshly unshared user namespace (the process's own ids).
+
+    gid_map goes first: in a user namespace nested in another one, an unprivileged process
+    that has already written its uid_map is refused its gid_map (EPERM), which made every
+    per-candidate namespace fail for non-root users."""
+    for name, text in (("setgroups", "deny"), ("gid_map", f"{inside} {outside_gid} 1"),
+                       ("uid_map", f"{inside} {outside_uid} 1")):
+        try:
+            with open(f"/proc/self/{name}", "w") as f:
+                f.write(text)
+        except OSError as e:
+            raise OSError(e.errno, f"writing /proc/self/{name} ({text!r}): {os.strerror(e.errno or 0)}") from None
 
 
 def drop_capabilities() -> None:
@@ -107,6 +113,35 @@ def drop_capabilities() -> None:
 
 def no_new_privs() -> None:
     prctl(PR_SET_NO_NEW_PRIVS, 1)
+
+
+MNT_DETACH = 2
+_NR_PIVOT_ROOT = {"x86_64": 155, "aarch64": 41}.get(_MACHINE)
+
+
+def pivot_root(new_root: str, put_old: str) -> None:
+    if _NR_PIVOT_ROOT is None:
+        raise OSError(0, "pivot_root: unsupported architecture")
+    _check(_libc.syscall(_NR_PIVOT_ROOT, new_root.encode(), put_old.encode()), "pivot_root")
+
+
+def umount2(target: str, flags: int) -> None:
+    _check(_libc.umount2(target.encode(), ctypes.c_int(flags)), f"umount {target}")
+
+
+_ST_TO_MS = ((os.ST_NOSUID, MS_NOSUID), (os.ST_NODEV, MS_NODEV), (os.ST_NOEXEC, MS_NOEXEC),
+             (os.ST_NOATIME, 1024), (os.ST_NODIRATIME, 2048), (os.ST_RELATIME, 1 << 21))
+
+
+def remount_bind_readonly(target: str) -> None:
+    """Make a bind mount read-only, repeating the flags it already has: inside a user namespace
+    the kernel refuses a remount that would clear a locked nosuid/nodev/noexec/atime flag."""
+    have = os.statvfs(target).f_flag
+    flags = MS_REMOUNT | MS_BIND | MS_RDONLY
+    for st, ms in _ST_TO_MS:
+        if have & st:
+            flags |= ms
+    mount(None, target, None, flags)
 
 
 def set_rlimits(*, memory_mb: int | None, cpu_s: int | None, fsize_mb: int | None, nofile: int | None,
@@ -138,6 +173,8 @@ LL_FS_READ_DIR = 1 << 3
 LL_FS_WRITE_ANY = sum(1 << i for i in (1, 4, 5, 6, 7, 8, 9, 10, 11, 12))  # write + remove + make_*
 LL_FS_REFER = 1 << 13
 LL_FS_TRUNCATE = 1 << 14
+LL_FS_READ = LL_FS_READ_FILE | LL_FS_READ_DIR | LL_FS_EXECUTE
+LL_FS_FILE_RIGHTS = LL_FS_EXECUTE | LL_FS_WRITE_FILE | LL_FS_READ_FILE | LL_FS_TRUNCATE
 LL_NET_ALL = 1 | 2  # bind_tcp | connect_tcp
 LL_SCOPE_ALL = 1 | 2  # abstract unix sockets | signals
 
@@ -188,6 +225,36 @@ def landlock_restrict(writable: list[str], abi: int | None = None) -> int:
     return abi
 
 
+def landlock_confine(rules: list[tuple[int, int]], abi: int) -> None:
+    """Restrict this process to ``rules`` ((O_PATH fd, allowed access) pairs): reads, executes
+    and writes beneath anything else are refused (plus TCP and, from ABI 6, signals and abstract
+    sockets leaving the domain). The caller keeps and closes the fds. Needs no_new_privs (or
+    CAP_SYS_ADMIN)."""
+    handled = LL_FS_WRITE_ANY | LL_FS_READ
+    if abi >= 2:
+        handled |= LL_FS_REFER
+    if abi >= 3:
+        handled |= LL_FS_TRUNCATE
+    net = LL_NET_ALL if abi >= 4 else 0
+    scoped = LL_SCOPE_ALL if abi >= 6 else 0
+    attr = struct.pack("QQQ", handled, net, scoped)
+    size = 8 if abi < 4 else (16 if abi < 6 else 24)
+    fd = _check(_libc.syscall(_NR["landlock_create"], ctypes.c_char_p(attr[:size]), ctypes.c_size_t(size),
+                              ctypes.c_uint32(0)), "landlock_create_ruleset")
+    try:
+        for pfd, allowed in rules:
+            allowed &= handled
+            if not stat.S_ISDIR(os.fstat(pfd).st_mode):
+                allowed &= LL_FS_FILE_RIGHTS
+            rule = struct.pack("=Qi", allowed, pfd)
+            _check(_libc.syscall(_NR["landlock_add"], ctypes.c_int(fd), ctypes.c_int(1),
+                                 ctypes.c_char_p(rule), ctypes.c_uint32(0)), "landlock_add_rule")
+        _check(_libc.syscall(_NR["landlock_restrict"], ctypes.c_int(fd), ctypes.c_uint32(0)),
+               "landlock_restrict_self")
+    finally:
+        os.close(fd)
+
+
 # ---------------------------------------------------------------- seccomp
 _X86_64_DENY = {
     101: "ptrace", 310: "process_vm_readv", 311: "process_vm_writev", 165: "mount", 166: "umount2",
@@ -208,46 +275,123 @@ def close_fds_from(lowfd: int) -> None:
         os.closerange(lowfd, 1 << 16)
 
 
-_SECCOMP_PROG: bytes | None = None
+_SECCOMP_PROGS: dict[bool, bytes] = {}
 
 
-def seccomp_filter() -> bool:
+def seccomp_filter(candidate: bool = False) -> bool:
     """Install a deny-list seccomp filter (EPERM): tracing/peeking other processes, mounting,
-    namespaces, kernel keyrings/bpf/io_uring, and every socket family but AF_UNIX."""
-    global _SECCOMP_PROG
+    namespaces, kernel keyrings/bpf/io_uring, and every socket family but AF_UNIX. With
+    ``candidate`` no socket can be created at all (socketpair still works): without namespaces a
+    path-named unix socket (the user's D-Bus session, ssh-agent, docker.sock) is otherwise
+    reachable, and landlock does not guard connect()."""
     if _MACHINE != "x86_64":
         return False
-    if _SECCOMP_PROG is None:
-        _SECCOMP_PROG = _seccomp_program()
-    buf = ctypes.create_string_buffer(_SECCOMP_PROG)
-    fprog = struct.pack("HxxxxxxQ", len(_SECCOMP_PROG) // 8, ctypes.addressof(buf))
-    no_new_privs()
-    _check(_libc.syscall(_NR["seccomp"], ctypes.c_uint(1), ctypes.c_uint(0), ctypes.c_char_p(fprog)),
-           "seccomp")
+    prog = _SECCOMP_PROGS.get(candidate)
+    if prog is None:
+        prog = _SECCOMP_PROGS[candidate] = _seccomp_program(candidate)
+    _install(prog)
     return True
 
 
-def _seccomp_program() -> bytes:
-    BPF_LD_W_ABS, BPF_JEQ_K, BPF_JGE_K, BPF_RET_K = 0x20, 0x15, 0x35, 0x06
-    ALLOW, KILL, ERRNO_EPERM = 0x7FFF0000, 0x80000000, 0x00050000 | 1
+def _install(prog: bytes) -> None:
+    buf = ctypes.create_string_buffer(prog)
+    fprog = struct.pack("HxxxxxxQ", len(prog) // 8, ctypes.addressof(buf))
+    no_new_privs()
+    _check(_libc.syscall(_NR["seccomp"], ctypes.c_uint(1), ctypes.c_uint(0), ctypes.c_char_p(fprog)),
+           "seccomp")
+
+
+_BPF_LD_W_ABS, _BPF_JEQ_K, _BPF_JGE_K, _BPF_JSET_K, _BPF_RET_K = 0x20, 0x15, 0x35, 0x45, 0x06
+_ALLOW, _KILL = 0x7FFF0000, 0x80000000
+
+
+def _errno(e: int) -> int:
+    return 0x00050000 | e
+
+
+def _seccomp_program(candidate: bool = False) -> bytes:
     ins: list[tuple[int, int, int, int]] = []
 
     def op(code: int, jt: int, jf: int, k: int) -> None:
         ins.append((code, jt, jf, k))
 
-    op(BPF_LD_W_ABS, 0, 0, 4)  # arch
-    op(BPF_JEQ_K, 1, 0, _AUDIT_ARCH_X86_64)
-    op(BPF_RET_K, 0, 0, KILL)
-    op(BPF_LD_W_ABS, 0, 0, 0)  # nr
-    op(BPF_JGE_K, 0, 1, 0x40000000)  # x32 ABI
-    op(BPF_RET_K, 0, 0, ERRNO_EPERM)
+    op(_BPF_LD_W_ABS, 0, 0, 4)  # arch
+    op(_BPF_JEQ_K, 1, 0, _AUDIT_ARCH_X86_64)
+    op(_BPF_RET_K, 0, 0, _KILL)
+    op(_BPF_LD_W_ABS, 0, 0, 0)  # nr
+    op(_BPF_JGE_K, 0, 1, 0x40000000)  # x32 ABI
+    op(_BPF_RET_K, 0, 0, _errno(1))
     for nr in sorted(_X86_64_DENY):
-        op(BPF_JEQ_K, 0, 1, nr)
-        op(BPF_RET_K, 0, 0, ERRNO_EPERM)
-    op(BPF_JEQ_K, 0, 4, _X86_SOCKET)
-    op(BPF_LD_W_ABS, 0, 0, 16)  # args[0] low word: the address family
-    op(BPF_JEQ_K, 1, 0, 1)  # AF_UNIX
-    op(BPF_RET_K, 0, 0, 0x00050000 | 97)  # EAFNOSUPPORT
-    op(BPF_RET_K, 0, 0, ALLOW)
-    op(BPF_RET_K, 0, 0, ALLOW)
+        op(_BPF_JEQ_K, 0, 1, nr)
+        op(_BPF_RET_K, 0, 0, _errno(1))
+    if candidate:
+        op(_BPF_JEQ_K, 0, 1, _X86_SOCKET)
+        op(_BPF_RET_K, 0, 0, _errno(97))  # EAFNOSUPPORT
+        op(_BPF_RET_K, 0, 0, _ALLOW)
+    else:
+        op(_BPF_JEQ_K, 0, 4, _X86_SOCKET)
+        op(_BPF_LD_W_ABS, 0, 0, 16)  # args[0] low word: the address family
+        op(_BPF_JEQ_K, 1, 0, 1)  # AF_UNIX
+        op(_BPF_RET_K, 0, 0, _errno(97))  # EAFNOSUPPORT
+        op(_BPF_RET_K, 0, 0, _ALLOW)
+        op(_BPF_RET_K, 0, 0, _ALLOW)
     return b"".join(struct.pack("HBBI", *i) for i in ins)
+
+
+# ---------------------------------------------------------------- emulating a stricter host
+DENIABLE = ("userns", "namespaces", "mount", "landlock", "seccomp")
+_NS_FLAGS = CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWNET | 0x02000000
+_X86_NR = {"unshare": 272, "setns": 308, "clone": 56, "clone3": 435, "landlock_create": 444, "seccomp": 317,
+           "mount": 165}
+
+
+def deny_features(features: set[str] | frozenset[str]) -> None:
+    """Make this process (and everything it starts) see a host without the given kernel
+    features, the way container runtimes do it: ``userns``: unshare/clone with CLONE_NEWUSER get
+    EPERM (clone3 ENOSYS, so libc falls back to clone); ``namespaces``: the same for every
+    namespace flag and setns; ``mount``: mount() gets EPERM (namespaces are entered, then
+    building the view fails: the half-built case); ``landlock``: landlock_create_ruleset gets
+    ENOSYS; ``seccomp``: later seccomp() calls get EINVAL. For testing the fallbacks
+    (PLUMCODE_SANDBOX_DENY)."""
+    bad = set(features) - set(DENIABLE)
+    if bad:
+        raise ValueError(f"unknown feature(s) to deny: {sorted(bad)} (known: {', '.join(DENIABLE)})")
+    if not features:
+        return
+    if _MACHINE != "x86_64":
+        raise OSError(0, "denying kernel features is only implemented on x86_64")
+    mask = CLONE_NEWUSER if "userns" in features else 0
+    if "namespaces" in features:
+        mask |= _NS_FLAGS
+    ins: list[tuple[int, int, int, int]] = []
+
+    def op(code: int, jt: int, jf: int, k: int) -> None:
+        ins.append((code, jt, jf, k))
+
+    op(_BPF_LD_W_ABS, 0, 0, 4)
+    op(_BPF_JEQ_K, 1, 0, _AUDIT_ARCH_X86_64)
+    op(_BPF_RET_K, 0, 0, _ALLOW)
+    op(_BPF_LD_W_ABS, 0, 0, 0)
+    if mask:
+        op(_BPF_JEQ_K, 0, 1, _X86_NR["clone3"])
+        op(_BPF_RET_K, 0, 0, _errno(38))  # ENOSYS
+        for name in ("unshare", "clone"):
+            op(_BPF_JEQ_K, 0, 4, _X86_NR[name])
+            op(_BPF_LD_W_ABS, 0, 0, 16)  # args[0] low word: the flags
+            op(_BPF_JSET_K, 0, 1, mask)
+            op(_BPF_RET_K, 0, 0, _errno(1))
+            op(_BPF_RET_K, 0, 0, _ALLOW)
+        if "namespaces" in features:
+            op(_BPF_JEQ_K, 0, 1, _X86_NR["setns"])
+            op(_BPF_RET_K, 0, 0, _errno(1))
+    if "mount" in features:
+        op(_BPF_JEQ_K, 0, 1, _X86_NR["mount"])
+        op(_BPF_RET_K, 0, 0, _errno(1))
+    if "landlock" in features:
+        op(_BPF_JEQ_K, 0, 1, _X86_NR["landlock_create"])
+        op(_BPF_RET_K, 0, 0, _errno(38))
+    if "seccomp" in features:
+        op(_BPF_JEQ_K, 0, 1, _X86_NR["seccomp"])
+        op(_BPF_RET_K, 0, 0, _errno(22))
+    op(_BPF_RET_K, 0, 0, _ALLOW)
+    _install(b"".join(struct.pack("HBBI", *i) for i in ins))

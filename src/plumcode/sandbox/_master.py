@@ -28,11 +28,14 @@ from plumcode.io import JsonlAppender, read_jsonl
 from plumcode.problems.schema import Problem, read_problems
 from plumcode.sandbox import _wire
 from plumcode.sandbox.cache import VerdictCache, cache_key, problem_fingerprint
+from plumcode.sandbox.defaults import DEFAULT_JOB_TIMEOUT_S, DEFAULT_MEMORY_MB, DEFAULT_TIMEOUT_S
 from plumcode.sandbox.types import Sample, TestResult, Verdict
 
 log = logging.getLogger(__name__)
 
-SANDBOX_VERSION = "1"
+# 2: candidates lost read access to the host's files; verdicts cached by version 1 may hold
+# passes forged by reading expected values, so they are not reused.
+SANDBOX_VERSION = "2"
 
 
 @dataclass
@@ -42,12 +45,12 @@ class SandboxConfig:
     cost ``n_tests * timeout_s``."""
 
     workers: int = field(default_factory=lambda: os.cpu_count() or 1)
-    timeout_s: float = 5.0
-    memory_mb: int = 4096
+    timeout_s: float = DEFAULT_TIMEOUT_S
+    memory_mb: int = DEFAULT_MEMORY_MB
     fail_fast: bool = False
     cache_path: str | None = None
     isolation: str = "auto"  # "auto" | "namespaces" | "process"
-    job_timeout_s: float = 120.0
+    job_timeout_s: float = DEFAULT_JOB_TIMEOUT_S
     # The judge's wall clock also covers moving arguments and results between processes and
     # waiting for a CPU; a test may run ``timeout * timeout_factor + timeout_grace_s`` so that
     # canonical solutions keep passing their EvalPlus-derived limits on a loaded machine.
@@ -59,6 +62,9 @@ class SandboxConfig:
     nproc: int = 64
     nofile: int = 256
     fsize_mb: int = 64
+    # extra paths candidates may read (data files a problem needs); everything else outside the
+    # Python runtime and the candidate's own temp dir is unreadable to them
+    read_paths: tuple[str, ...] = ()
 
     def limits(self) -> dict:
         cpu = int(self.job_timeout_s + 2 * self.timeout_s) + 5
@@ -76,20 +82,47 @@ class CallOutcome:
 
 # ---------------------------------------------------------------- zygote pool
 class _Pool:
-    def __init__(self, isolation: str, tmp_mb: int):
+    def __init__(self, isolation: str, tmp_mb: int, read_paths: tuple[str, ...] = ()):
         self.pid = os.getpid()
         self.lock = threading.Lock()
         self.procs: list[subprocess.Popen] = []
         self.uid_base = 1_000_000 + random.randrange(1 << 15) * 65536  # < 2**31: valid uids
         self.uid_next = 0
         src = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-        cfg = {"isolation": isolation, "paths": [src], "tmp_mb": tmp_mb}
-        self.cz, clevel = self._start("candidate", cfg, src)
-        self.jz, jlevel = self._start("judge", cfg, src)
-        self.level = clevel
-        self.judge_level = jlevel
+        import tempfile
+        cfg = {"paths": [src], "tmp_mb": tmp_mb, "deny": sorted(denied_features()), "read_paths": list(read_paths),
+               "tmpdir": tempfile.gettempdir(), "probe_uid": self.uid_base}
+        self.why_not_ns = ""
+        try:
+            self.cz, self.report = self._start_level("candidate", isolation, cfg, src)
+            self.jz, jreport = self._start_level("judge", isolation, cfg, src)
+        except BaseException:
+            self.close()
+            raise
+        self.level = self.report["level"]
+        self.judge_level = jreport["level"]
+        self.report["why_not_namespaces"] = self.why_not_ns
+        self.report["marker"] = f'"probe_uid": {self.uid_base}'  # in every zygote's (and fork's) command line
 
-    def _start(self, kind: str, cfg: dict, src: str) -> tuple[socket.socket, str]:
+    def _start_level(self, kind: str, isolation: str, cfg: dict, src: str) -> tuple[socket.socket, dict]:
+        """Start a zygote at the strongest level asked for; when namespaces cannot be built, a
+        *fresh* process takes the next level down (nothing half-entered is ever reused)."""
+        levels = ["namespaces", "process"] if isolation == "auto" else [isolation]
+        if isolation not in ("auto", "namespaces", "process"):
+            raise ValueError(f"isolation must be auto, namespaces or process, not {isolation!r}")
+        for lvl in levels:
+            try:
+                return self._start(kind, dict(cfg, isolation=lvl), src)
+            except RuntimeError as e:
+                if lvl == levels[-1]:
+                    raise
+                if kind == "candidate":
+                    self.why_not_ns = str(e).split(" failed: ", 1)[-1]
+                    log.warning("sandbox: per-candidate namespaces unavailable here (%s); using process isolation",
+                                self.why_not_ns)
+        raise AssertionError("unreachable")
+
+    def _start(self, kind: str, cfg: dict, src: str) -> tuple[socket.socket, dict]:
         mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         boot = ("import sys; sys.path.insert(0, sys.argv.pop(1)); "
                 "from plumcode.sandbox import _zygote; _zygote.main()")
@@ -98,19 +131,22 @@ class _Pool:
                              pass_fds=[theirs.fileno()], env=env, stdin=subprocess.DEVNULL,
                              cwd="/", close_fds=True)
         theirs.close()
-        self.procs.append(p)
         mine.settimeout(60)
         try:
-            hello = json.loads(mine.recv(1 << 16) or b"{}")
+            hello = json.loads(mine.recv(1 << 20) or b"{}")
         except (OSError, ValueError) as e:
-            raise RuntimeError(f"sandbox {kind} zygote failed to start: {e}") from None
+            hello = {"error": f"no answer ({e})"}
         mine.settimeout(None)
         if not hello.get("ok"):
-            self.close()
-            raise RuntimeError(f"sandbox {kind} zygote failed: {hello.get('error', 'exited')}")
-        if hello.get("why_not_ns"):
-            log.info("sandbox: namespaces unavailable (%s); using process isolation", hello["why_not_ns"])
-        return mine, hello["level"]
+            mine.close()
+            try:
+                p.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+            raise RuntimeError(f"sandbox {kind} zygote ({cfg['isolation']}) failed: {hello.get('error', 'exited')}")
+        self.procs.append(p)
+        return mine, dict(hello.get("report") or {}, level=hello["level"])
 
     def alive(self) -> bool:
         return os.getpid() == self.pid and all(p.poll() is None for p in self.procs)
@@ -224,7 +260,7 @@ def _acquire_pool(config: SandboxConfig) -> tuple[_Pool, bool]:
     """The warm pool for this isolation setting, shared by every caller and thread (spawn
     requests are single datagrams on the zygotes' control sockets, so threads may interleave)."""
     global _STARTER
-    key = (config.isolation, config.tmp_mb)
+    key = (config.isolation, config.tmp_mb, tuple(config.read_paths), tuple(sorted(denied_features())))
     with _POOLS_LOCK:
         pool = _POOLS.get(key)
         if pool is not None and not pool.alive():
@@ -236,7 +272,7 @@ def _acquire_pool(config: SandboxConfig) -> tuple[_Pool, bool]:
             if _STARTER is None or not _STARTER.t.is_alive() or _STARTER_PID != os.getpid():
                 _set_starter(_Starter())
             assert _STARTER is not None
-            pool = _STARTER.call(lambda: _Pool(config.isolation, config.tmp_mb))
+            pool = _STARTER.call(lambda: _Pool(config.isolation, config.tmp_mb, tuple(config.read_paths)))
             _POOLS[key] = pool
     return pool, True
 
@@ -274,6 +310,30 @@ def shutdown() -> None:
 
 
 atexit.register(shutdown)
+
+
+def denied_features() -> set[str]:
+    """Kernel features the zygotes must behave as if missing (``PLUMCODE_SANDBOX_DENY``, e.g.
+    ``userns`` to test the fallback a container without user namespaces gets)."""
+    from plumcode.sandbox._linux import DENIABLE
+
+    raw = os.environ.get("PLUMCODE_SANDBOX_DENY", "")
+    out = {x.strip() for x in raw.replace(",", " ").split() if x.strip()}
+    bad = out - set(DENIABLE)
+    if bad:
+        raise ValueError(f"PLUMCODE_SANDBOX_DENY: unknown feature(s) {sorted(bad)}; known: {', '.join(DENIABLE)}")
+    return out
+
+
+def isolation_report(config: SandboxConfig | None = None) -> dict:
+    """What the candidates' isolation enforces here: ``level``, ``why_not_namespaces``,
+    ``why`` (layer -> reason it is off), ``read_roots``, ``hidden``, ``landlock_abi``..."""
+    config = config or SandboxConfig()
+    pool, shared = _acquire_pool(config)
+    try:
+        return dict(pool.report)
+    finally:
+        _release_pool(pool, shared)
 
 
 def isolation_level(config: SandboxConfig | None = None) -> str:
@@ -610,17 +670,23 @@ def execute_file(problems_path: str | os.PathLike, samples_path: str | os.PathLi
     samples = [Sample.from_json(rec, str(samples_path), line) for line, rec in read_jsonl(samples_path)]
     todo = [s for s in samples if s.sample_id not in done]
     counts: dict[str, int] = {}
+    levels: dict[str, int] = {}
     n_pass = n_cached = 0
     t0 = time.monotonic()
     with JsonlAppender(out_path) as out:
         for v in execute(problems, todo, config, progress=progress):
             out.write(v.to_json())
             counts[v.status] = counts.get(v.status, 0) + 1
+            levels[v.isolation] = levels.get(v.isolation, 0) + 1
             n_pass += v.passed
             n_cached += v.cached
+    report = isolation_report(config)
+    # the levels these verdicts were actually judged at (a cached verdict keeps its own)
+    isolation = ", ".join(sorted(levels)) if levels else report["level"]
     return {"samples": len(samples), "skipped_existing": len(samples) - len(todo), "executed": len(todo),
             "passed": n_pass, "cached": n_cached, "status_counts": counts,
-            "seconds": round(time.monotonic() - t0, 3), "isolation": isolation_level(config)}
+            "seconds": round(time.monotonic() - t0, 3), "isolation": isolation,
+            "isolation_counts": levels, "why_not_namespaces": report.get("why_not_namespaces", "")}
 
 
 # ---------------------------------------------------------------- the oracle

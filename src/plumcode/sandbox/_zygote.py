@@ -11,19 +11,22 @@ from __future__ import annotations
 
 import json
 import os
+import select
 import selectors
 import signal
 import socket
 import sys
 import time
+from typing import Any
 
+from plumcode.sandbox import _fsview
 from plumcode.sandbox import _linux as L
 
 NOBODY = 65534
 JUDGE_UID = 65533
 
 
-# ---------------------------------------------------------------- the filesystem view
+# ---------------------------------------------------------------- the judge's filesystem view
 def _needed_paths(extra: list[str]) -> list[str]:
     paths = {sys.prefix, sys.base_prefix, sys.exec_prefix, os.path.dirname(os.path.realpath(sys.executable))}
     paths.update(p for p in sys.path if p)
@@ -36,10 +39,11 @@ def _needed_paths(extra: list[str]) -> list[str]:
     return out
 
 
-def build_view(extra: list[str], tmp_mb: int | None) -> None:
-    """In a fresh mount namespace: hide directories an unprivileged user cannot enter (e.g. a
-    0700 /root holding the interpreter) behind a tmpfs with only the interpreter's paths bound
-    back, give /tmp and /dev/shm private tmpfs, and make every other mount read-only."""
+def judge_view(extra: list[str]) -> None:
+    """The judge's mount namespace (it holds the expected values anyway, and imports plumcode):
+    directories an unprivileged user cannot enter (e.g. a 0700 /root holding the interpreter)
+    hidden behind a tmpfs with only the interpreter's paths bound back, /dev/shm emptied, every
+    other mount read-only."""
     L.mount(None, "/", None, L.MS_REC | L.MS_PRIVATE)
     covers: dict[str, list[str]] = {}
     for p in _needed_paths(extra):
@@ -69,8 +73,6 @@ def build_view(extra: list[str], tmp_mb: int | None) -> None:
             pass
     if os.path.isdir("/dev/shm"):
         L.mount("tmpfs", "/dev/shm", "tmpfs", L.MS_NOSUID | L.MS_NODEV | L.MS_RDONLY, "size=4k")
-    if tmp_mb:
-        L.mount("tmpfs", "/tmp", "tmpfs", L.MS_NOSUID | L.MS_NODEV, f"size={tmp_mb}m,mode=1777")
 
 
 def _python_readable_by_others() -> bool:
@@ -82,151 +84,242 @@ def _python_readable_by_others() -> bool:
     return True
 
 
+def _step(what: str, fn: Any, *args: Any) -> Any:
+    """Run one isolation step; an OSError names the step (it becomes the reported reason)."""
+    try:
+        return fn(*args)
+    except OSError as e:
+        raise OSError(e.errno, f"{what}: {e.strerror or e}") from None
+
+
+def _children(pid: int) -> list[int]:
+    """Pids whose parent is ``pid`` (a /proc scan: CONFIG_PROC_CHILDREN is often off)."""
+    out = []
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open(f"/proc/{d}/stat", "rb") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        fields = stat[stat.rfind(b")") + 2:].split()
+        if len(fields) > 1 and int(fields[1]) == pid:
+            out.append(int(d))
+    return out
+
+
+def _tasks_of(uid: int) -> int:
+    """Tasks (threads included) whose real uid is ``uid``: what RLIMIT_NPROC counts."""
+    n = 0
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open(f"/proc/{d}/status", "rb") as f:
+                st = f.read()
+        except OSError:
+            continue
+        i = st.find(b"\nUid:")
+        j = st.find(b"\nThreads:")
+        if i >= 0 and j >= 0 and int(st[i + 5:st.index(b"\n", i + 1)].split()[0]) == uid:
+            n += int(st[j + 9:st.index(b"\n", j + 1)])
+    return n
+
+
+def _over(path: str, cap_bytes: int, cap_entries: int = 10_000) -> bool:
+    """Does the tree under ``path`` hold more than ``cap_bytes`` or ``cap_entries``? (stops
+    counting as soon as it does)"""
+    total = entries = 0
+    stack = [path]
+    while stack:
+        try:
+            it = os.scandir(stack.pop())
+        except OSError:
+            continue
+        with it:
+            for e in it:
+                entries += 1
+                try:
+                    st = e.stat(follow_symlinks=False)
+                except OSError:
+                    continue
+                total += st.st_blocks * 512
+                if e.is_dir(follow_symlinks=False):
+                    stack.append(e.path)
+                if total > cap_bytes or entries > cap_entries:
+                    return True
+    return False
+
+
+def _rmtree(path: str) -> None:
+    """Remove a candidate's temp dir even where it made directories unreadable to us."""
+    import shutil
+
+    for root, dirs, _files in os.walk(path):
+        for d in dirs:
+            try:
+                os.chmod(os.path.join(root, d), 0o700, follow_symlinks=False)
+            except (OSError, NotImplementedError):
+                pass
+    shutil.rmtree(path, ignore_errors=True)
+
+
+PROBE_CODE = ("import os, threading, calendar, zlib\n"
+              "with open('probe.txt', 'w') as f:\n    f.write('ok')\n"
+              "assert open('probe.txt').read() == 'ok'\n"
+              "t = threading.Thread(target=len, args=((),))\nt.start()\nt.join()\n")
+
+
 # ---------------------------------------------------------------- zygote loop
 class Zygote:
     def __init__(self, kind: str, ctl: socket.socket, cfg: dict):
         self.kind, self.ctl, self.cfg = kind, ctl, cfg
         self.sel = selectors.DefaultSelector()
         self.children: dict[int, tuple[int, int | None, int]] = {}  # pid -> (pidfd, lifeline, pgid)
-        self.level = "process"
+        self.level = cfg["isolation"]  # "namespaces" or "process": the master retries a fresh zygote one level down
         self.root = os.geteuid() == 0
         self.uid_drop = False
         self.seccomp = False
         self.landlock = 0
-        self.tmpdir: str | None = None
         self.pidns: int | None = None  # root: fork C straight into a fresh pid namespace
+        self.policy: _fsview.ReadPolicy | None = None
+        self.read_fds: list[int] = []  # O_PATH fds of what a candidate may read (landlock rules)
+        self.dev_fds: list[tuple[int, int]] = []
+        self.why: dict[str, str] = {}  # layer -> why it is off here
+        self.parent_only: list[int] = []  # the probe's own ends: a child must not hold them open
 
     # ---- setup
     def setup(self) -> None:
         L.set_pdeathsig(signal.SIGKILL)
-        want_ns = self.cfg["isolation"] in ("auto", "namespaces")
-        src = self.cfg.get("paths", [])
+        deny = set(self.cfg.get("deny") or ())
+        if deny:
+            L.deny_features(deny)
         if self.kind == "candidate":
-            L.prctl(L.PR_SET_CHILD_SUBREAPER, 1)
-            if want_ns:
-                try:
-                    if self.root:
-                        L.unshare(L.CLONE_NEWNS | L.CLONE_NEWNET)
-                    else:
-                        uid, gid = os.getuid(), os.getgid()
-                        L.unshare(L.CLONE_NEWUSER | L.CLONE_NEWNS | L.CLONE_NEWNET)
-                        L.write_id_maps(0, uid, gid)
-                    build_view(src, None)
-                    if self.root:
-                        self.pidns = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
-                    self._probe_candidate_ns()
-                    self.level = "namespaces"
-                except OSError as e:
-                    if self.cfg["isolation"] == "namespaces":
-                        raise
-                    self.level = "process"
-                    self.cfg["why_not_ns"] = str(e)
-            if self.level == "process":
-                view = False
-                if self.root:
-                    try:
-                        L.unshare(L.CLONE_NEWNS)
-                        build_view(src, self.cfg.get("tmp_mb", 256) * 4)
-                        view = True
-                    except OSError:
-                        pass
-                self.uid_drop = self.root and (view or _python_readable_by_others())
-            self.landlock = L.landlock_abi()
-            self.seccomp = L._MACHINE == "x86_64"
-            if self.seccomp:
-                L._SECCOMP_PROG = L._seccomp_program()  # built once, inherited by every fork
-        else:  # judge
-            try:
-                if want_ns:
-                    if self.root:
-                        L.unshare(L.CLONE_NEWNS | L.CLONE_NEWNET)
-                        build_view(src, None)
-                    else:
-                        uid, gid = os.getuid(), os.getgid()
-                        L.unshare(L.CLONE_NEWUSER | L.CLONE_NEWNET)
-                        L.write_id_maps(uid, uid, gid)
-                    self.level = "namespaces"
-            except OSError:
-                self.level = "process"
-            if self.root and (self.level == "namespaces" or _python_readable_by_others()):
-                os.setgroups([])
-                os.setresgid(JUDGE_UID, JUDGE_UID, JUDGE_UID)
-                os.setresuid(JUDGE_UID, JUDGE_UID, JUDGE_UID)
-            L.prctl(L.PR_SET_DUMPABLE, 0)
-            try:
-                self.landlock = L.landlock_restrict(["/dev/null"])
-            except OSError:
-                self.landlock = 0
-            try:
-                self.seccomp = L.seccomp_filter()
-            except OSError:
-                self.seccomp = False
-            import plumcode.sandbox._judge  # noqa: F401  (warm: imported once, before forks)
-
-    def _probe_candidate_ns(self) -> None:
-        """Fail fast (so 'auto' can fall back) if per-candidate namespaces do not work here."""
-        if self.pidns is not None:
-            pid = self._fork_in_new_pidns()
-            if pid == 0:
-                try:
-                    self._direct_ns_mounts(1)
-                    os._exit(0)
-                except BaseException:  # noqa: BLE001
-                    os._exit(1)
+            self._setup_candidate()
         else:
-            pid = os.fork()
-            if pid == 0:
-                try:
-                    self._enter_candidate_ns(probe=True)
-                    os._exit(0)
-                except BaseException:  # noqa: BLE001
-                    os._exit(1)
-        _, st = os.waitpid(pid, 0)
-        if st != 0:
-            raise OSError(0, "per-candidate namespaces unavailable")
+            self._setup_judge()
 
-    def _fork_in_new_pidns(self) -> int:
-        """fork() whose child is pid 1 of a new pid namespace; the zygote's own pid namespace
-        for children is restored right after, so the next call can do it again."""
-        L.unshare(L.CLONE_NEWPID)
-        try:
-            pid = os.fork()
-        finally:
-            if os.getpid() != 1:
-                L.setns(self.pidns, L.CLONE_NEWPID)
-        return pid
+    def _setup_candidate(self) -> None:
+        L.prctl(L.PR_SET_CHILD_SUBREAPER, 1)
+        self.policy = _fsview.read_policy(self.cfg.get("read_paths") or [])
+        if self.level == "namespaces":
+            if self.root:
+                _step("unshare(mount+network namespaces)", L.unshare, L.CLONE_NEWNS | L.CLONE_NEWNET)
+            else:
+                uid, gid = os.getuid(), os.getgid()
+                _step("unshare(user+mount+network namespaces)", L.unshare,
+                      L.CLONE_NEWUSER | L.CLONE_NEWNS | L.CLONE_NEWNET)
+                _step("user namespace id maps", L.write_id_maps, 0, uid, gid)
+            _step("filesystem view", _fsview.build_view, self.policy)
+            if self.root:
+                self.pidns = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
+            self.uid_drop = self.root
+        else:
+            import tempfile
 
-    @staticmethod
-    def _direct_ns_mounts(tmp_mb: int) -> None:
-        L.unshare(L.CLONE_NEWNS | L.CLONE_NEWIPC | L.CLONE_NEWUTS)
-        L.mount("tmpfs", "/tmp", "tmpfs", L.MS_NOSUID | L.MS_NODEV, f"size={tmp_mb}m,mode=0777")
-        L.mount("proc", "/proc", "proc", L.MS_NOSUID | L.MS_NODEV | L.MS_NOEXEC)
+            tempfile.tempdir = self.cfg.get("tmpdir") or None
+            tempfile.gettempdir()  # fails here, reported, if no temp dir is usable
+            self.uid_drop = self.root and _python_readable_by_others()
+            if self.root and not self.uid_drop:
+                self.why["uid"] = ("the Python runtime is not readable by other users (a 0700 directory on "
+                                   "its path), so candidates keep uid 0 without capabilities")
+        self.landlock = L.landlock_abi()
+        if not self.landlock:
+            self.why["landlock"] = "landlock is not available (kernel < 5.13, not enabled, or blocked)"
+        self.seccomp = L._MACHINE == "x86_64"
+        if self.seccomp:
+            L._SECCOMP_PROGS[True] = L._seccomp_program(True)  # built once, inherited by every fork
+        else:
+            self.why["seccomp"] = f"the seccomp filter is x86_64 only (this is {L._MACHINE})"
+        paths = (self.policy.roots if self.level == "namespaces"
+                 else _fsview.cover(self.policy.roots, self.policy.hidden))
+        self.read_fds = _fsview.open_paths(paths)
+        for d in _fsview.DEVICES:
+            fds = _fsview.open_paths([d])
+            if fds:
+                access = L.LL_FS_READ_FILE | (L.LL_FS_WRITE_FILE | L.LL_FS_TRUNCATE if d in ("/dev/null", "/dev/full")
+                                              else 0)
+                self.dev_fds.append((fds[0], access))
+        self._probe_with_fallbacks()
 
-    def _enter_candidate_ns(self, probe: bool = False) -> None:
-        if self.root:
+    def _setup_judge(self) -> None:
+        src = self.cfg.get("paths", [])
+        if self.level == "namespaces":
+            if self.root:
+                _step("unshare(mount+network namespaces)", L.unshare, L.CLONE_NEWNS | L.CLONE_NEWNET)
+                _step("judge filesystem view", judge_view, src)
+            else:
+                uid, gid = os.getuid(), os.getgid()
+                _step("unshare(user+network namespaces)", L.unshare, L.CLONE_NEWUSER | L.CLONE_NEWNET)
+                _step("user namespace id maps", L.write_id_maps, uid, uid, gid)
+        if self.root and (self.level == "namespaces" or _python_readable_by_others()):
             os.setgroups([])
-            os.setresgid(NOBODY, NOBODY, NOBODY)
-            os.setresuid(NOBODY, NOBODY, NOBODY)
-            L.prctl(L.PR_SET_DUMPABLE, 1)  # so we may write our own uid_map
-        outside = os.geteuid()
-        L.unshare(L.CLONE_NEWUSER | L.CLONE_NEWPID | L.CLONE_NEWNS | L.CLONE_NEWIPC | L.CLONE_NEWUTS)
-        L.write_id_maps(0, outside, os.getegid())
-        if probe:
-            pid = os.fork()
-            if pid == 0:
-                try:
-                    L.mount("tmpfs", "/tmp", "tmpfs", L.MS_NOSUID | L.MS_NODEV, "size=1m")
-                    L.mount("proc", "/proc", "proc", L.MS_NOSUID | L.MS_NODEV | L.MS_NOEXEC)
-                    os._exit(0)
-                except BaseException:  # noqa: BLE001
-                    os._exit(1)
-            _, st = os.waitpid(pid, 0)
-            if st != 0:
-                raise OSError(0, "mount in candidate namespace failed")
+            os.setresgid(JUDGE_UID, JUDGE_UID, JUDGE_UID)
+            os.setresuid(JUDGE_UID, JUDGE_UID, JUDGE_UID)
+        L.prctl(L.PR_SET_DUMPABLE, 0)
+        try:
+            self.landlock = L.landlock_restrict(["/dev/null"])
+        except OSError:
+            self.landlock = 0
+        try:
+            self.seccomp = L.seccomp_filter()
+        except OSError:
+            self.seccomp = False
+        import plumcode.sandbox._judge  # noqa: F401  (warm: imported once, before forks)
+
+    def _probe_with_fallbacks(self) -> None:
+        """Start one real candidate through this zygote before taking jobs, so a layer that
+        cannot be built here is dropped (and reported) instead of crashing every sample."""
+        why = self._probe()
+        if why and self.landlock:
+            self.why["landlock"] = f"a candidate could not start under it: {why}"
+            self.landlock = 0
+            why = self._probe()
+        if why and self.seccomp:
+            self.why["seccomp"] = f"a candidate could not start under it: {why}"
+            self.seccomp = False
+            why = self._probe()
+        if why:
+            raise OSError(0, f"no candidate can start at the {self.level} level: {why}")
+
+    def _probe(self) -> str | None:
+        import pickle
+
+        from plumcode.sandbox import _wire
+
+        mine, theirs = socket.socketpair()
+        life_mine, life_theirs = socket.socketpair()
+        limits = {"memory_mb": 1024, "cpu_s": 20, "fsize_mb": 1, "nofile": 64, "nproc": 16, "tmp_mb": 1}
+        self.parent_only = [mine.fileno(), life_mine.fileno()]
+        pid = self.spawn({"limits": limits, "uid": int(self.cfg.get("probe_uid", NOBODY))},
+                         [theirs.detach(), life_theirs.detach()])
+        try:
+            mine.settimeout(30)
+            _wire.send_frame(mine, pickle.dumps(("load", PROBE_CODE), 5))
+            data, _ = _wire.recv_frame(mine)
+            r = _wire.loads_value(data)
+            if r[0] == "ok":
+                return None
+            if r[0] == "setup":
+                return str(r[1])
+            return f"the probe program failed: {r!r}"[:300]
+        except (OSError, EOFError, _wire.ProtocolError) as e:
+            return f"the probe candidate died ({type(e).__name__}: {e})"
+        finally:
+            self.parent_only = []
+            mine.close()
+            life_mine.close()
+            ent = self.children.get(pid)
+            if ent is not None and ent[1] is not None:
+                self.kill(pid)
+            if ent is not None:
+                select.select([ent[0]], [], [], 10)
+                self.reap(pid)
 
     def level_string(self) -> str:
         parts = [self.level]
-        if self.kind == "candidate" and self.level == "process" and self.uid_drop:
+        if self.kind == "candidate" and self.uid_drop:
             parts.append("uid")
         if self.seccomp:
             parts.append("seccomp")
@@ -234,10 +327,16 @@ class Zygote:
             parts.append("landlock")
         return "+".join(parts)
 
+    def report(self) -> dict:
+        """What each layer enforces here (``plumcode sandbox check`` prints it)."""
+        p = self.policy
+        return {"level": self.level_string(), "root": self.root, "userns": self.level == "namespaces" and not self.root,
+                "uid_drop": self.uid_drop, "landlock_abi": self.landlock, "seccomp": self.seccomp,
+                "read_roots": p.roots if p else [], "hidden": p.hidden if p else [], "why": self.why}
+
     # ---- main loop
     def run(self) -> None:
-        self.ctl.sendall(json.dumps({"ok": True, "level": self.level_string(),
-                                     "why_not_ns": self.cfg.get("why_not_ns", "")}).encode())
+        self.ctl.sendall(json.dumps({"ok": True, "level": self.level_string(), "report": self.report()}).encode())
         self.sel.register(self.ctl, selectors.EVENT_READ, ("ctl", 0))
         while True:
             for key, _ in self.sel.select():
@@ -329,7 +428,7 @@ class Zygote:
             except ChildProcessError:
                 return
 
-    def spawn(self, msg: dict, fds: list[int]) -> None:
+    def spawn(self, msg: dict, fds: list[int]) -> int:
         direct = self.kind == "candidate" and self.level == "namespaces" and self.pidns is not None
         pid = self._fork_in_new_pidns() if direct else os.fork()
         if pid == 0:
@@ -342,6 +441,8 @@ class Zygote:
                     os.close(pfd)
                     if life is not None:
                         os.close(life)
+                for fd in self.parent_only:
+                    os.close(fd)
                 if self.kind == "judge":
                     os.setpgid(0, 0)
                     from plumcode.sandbox import _judge
@@ -378,26 +479,51 @@ class Zygote:
         self.sel.register(pidfd, selectors.EVENT_READ, ("exit", pid))
         if life is not None:
             self.sel.register(life, selectors.EVENT_READ, ("life", pid))
+        return pid
 
     # ---- the keeper P and the candidate C
+    def _fork_in_new_pidns(self) -> int:
+        """fork() whose child is pid 1 of a new pid namespace; the zygote's own pid namespace
+        for children is restored right after, so the next call can do it again."""
+        L.unshare(L.CLONE_NEWPID)
+        try:
+            pid = os.fork()
+        finally:
+            if os.getpid() != 1:
+                L.setns(self.pidns, L.CLONE_NEWPID)
+        return pid
+
     def keeper(self, msg: dict, fds: list[int]) -> int:
-        """P: build C's isolation, fork C, kill it when the judge lets go of the lifeline."""
+        """P: build C's isolation, fork C, kill it (and everything it started) when the judge
+        lets go of the lifeline or C ends. A failure here is sent to the judge as C's answer."""
         sock_fd, life_fd = fds
         ns = self.level == "namespaces"
         uid = msg.get("uid", NOBODY)
+        lim = msg["limits"]
         tmp = None
-        if ns:
-            self._enter_candidate_ns()
-        else:
-            import tempfile
-            tmp = tempfile.mkdtemp(prefix="plumcode-c-")
-            if self.uid_drop:
-                os.chown(tmp, uid, uid)
+        nproc = None
+        try:
+            if ns:  # unprivileged: C is pid 1 of its own user+pid+mount+ipc+uts namespaces
+                outside = os.geteuid(), os.getegid()  # (unmapped, i.e. 65534, once unshared)
+                _step("unshare(per-candidate user+pid+mount+ipc+uts namespaces)", L.unshare,
+                      L.CLONE_NEWUSER | L.CLONE_NEWPID | L.CLONE_NEWNS | L.CLONE_NEWIPC | L.CLONE_NEWUTS)
+                _step("per-candidate id maps", L.write_id_maps, 0, *outside)
+            else:
+                import tempfile
+                L.prctl(L.PR_SET_CHILD_SUBREAPER, 1)  # escapees that leave C's group come back to us
+                tmp = _step("candidate temp dir", tempfile.mkdtemp, "", "plumcode-c-")
+                if self.uid_drop:
+                    os.chown(tmp, uid, uid)
+                else:  # C shares our uid: RLIMIT_NPROC counts the user's every task
+                    nproc = _tasks_of(os.getuid()) + lim["nproc"]
+        except BaseException as e:  # noqa: BLE001
+            _setup_failed(sock_fd, e)
+            return 1
         c = os.fork()
         if c == 0:
             try:
                 os.close(life_fd)
-                self.candidate(msg, sock_fd, tmp, uid)
+                self.candidate(msg, sock_fd, tmp, uid, nproc=nproc)
             finally:
                 os._exit(1)
         os.close(sock_fd)
@@ -405,7 +531,12 @@ class Zygote:
         cfd = os.pidfd_open(c)
         sel.register(cfd, selectors.EVENT_READ)
         sel.register(life_fd, selectors.EVENT_READ)
-        sel.select()
+        if tmp is None:
+            sel.select()
+        else:  # no private tmpfs without namespaces: watch the size of C's temp dir
+            cap = lim["tmp_mb"] << 20
+            while not sel.select(0.25) and not _over(tmp, cap):
+                pass
         try:
             os.kill(c, signal.SIGKILL)
         except ProcessLookupError:
@@ -418,8 +549,8 @@ class Zygote:
                 pass
             if self.uid_drop:
                 self._sweep_uid(uid)
-            import shutil
-            shutil.rmtree(tmp, ignore_errors=True)
+            self._sweep_descendants()
+            _rmtree(tmp)
         return 0
 
     @staticmethod
@@ -436,19 +567,64 @@ class Zygote:
                 os._exit(0)
         os.waitpid(k, 0)
 
-    def candidate(self, msg: dict, sock_fd: int, tmp: str | None, uid: int, direct: bool = False) -> None:
+    @staticmethod
+    def _sweep_descendants() -> None:
+        """Kill whatever C started and left behind (``setsid`` + double fork): as a subreaper the
+        keeper inherits every orphan of its subtree, so it kills its children until it has none
+        (a cheap waitpid tells when there are none, the usual case)."""
+        me = os.getpid()
+        for _ in range(1000):
+            try:
+                if os.waitpid(-1, os.WNOHANG) != (0, 0):
+                    continue  # reaped one; look again
+            except ChildProcessError:
+                return
+            kids = _children(me)
+            for k in kids:
+                try:
+                    os.kill(k, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+            for k in kids:
+                try:
+                    os.waitpid(k, 0)
+                except ChildProcessError:
+                    pass
+
+    def candidate(self, msg: dict, sock_fd: int, tmp: str | None, uid: int, direct: bool = False,
+                  nproc: int | None = None) -> None:
         L.set_pdeathsig(signal.SIGKILL)
-        lim = msg["limits"]
+        try:
+            self._isolate(msg["limits"], sock_fd, tmp, uid, direct, nproc)
+        except BaseException as e:  # noqa: BLE001
+            _setup_failed(3 if self._sock_moved else sock_fd, e)
+            os._exit(1)
+        sock = socket.socket(fileno=3)
+        from plumcode.sandbox import _candidate
+        _candidate.serve(sock)
+
+    _sock_moved = False
+
+    def _isolate(self, lim: dict, sock_fd: int, tmp: str | None, uid: int, direct: bool, nproc: int | None) -> None:
+        """Everything between fork and running candidate code; fails closed (C never runs with
+        less isolation than the zygote reported)."""
         if direct:  # root: pid 1 of a fresh pid namespace, then a per-job unprivileged uid
-            self._direct_ns_mounts(lim["tmp_mb"])
+            _step("unshare(per-candidate mount+ipc+uts namespaces)", L.unshare,
+                  L.CLONE_NEWNS | L.CLONE_NEWIPC | L.CLONE_NEWUTS)
+            _step("mount the candidate's /tmp", L.mount, "tmpfs", "/tmp", "tmpfs", L.MS_NOSUID | L.MS_NODEV,
+                  f"size={lim['tmp_mb']}m,mode=0777")
+            _step("mount the candidate's /proc", L.mount, "proc", "/proc", "proc",
+                  L.MS_NOSUID | L.MS_NODEV | L.MS_NOEXEC)
             tmp = "/tmp"
             os.setgroups([])
             os.setresgid(uid, uid, uid)
             os.setresuid(uid, uid, uid)
             L.drop_capabilities()
         elif tmp is None:  # namespaces via a user namespace: pid 1 of a fresh pid namespace
-            L.mount("tmpfs", "/tmp", "tmpfs", L.MS_NOSUID | L.MS_NODEV, f"size={lim['tmp_mb']}m,mode=0777")
-            L.mount("proc", "/proc", "proc", L.MS_NOSUID | L.MS_NODEV | L.MS_NOEXEC)
+            _step("mount the candidate's /tmp", L.mount, "tmpfs", "/tmp", "tmpfs", L.MS_NOSUID | L.MS_NODEV,
+                  f"size={lim['tmp_mb']}m,mode=0777")
+            _step("mount the candidate's /proc", L.mount, "proc", "/proc", "proc",
+                  L.MS_NOSUID | L.MS_NODEV | L.MS_NOEXEC)
             tmp = "/tmp"
             L.drop_capabilities()
         else:
@@ -457,6 +633,8 @@ class Zygote:
                 os.setgroups([])
                 os.setresgid(uid, uid, uid)
                 os.setresuid(uid, uid, uid)
+            elif self.root:
+                L.drop_capabilities()
         os.chdir(tmp)
         devnull = os.open("/dev/null", os.O_RDWR)
         for i in range(3):
@@ -465,7 +643,7 @@ class Zygote:
         if sock_fd != 3:
             os.dup2(sock_fd, 3)
             os.close(sock_fd)
-        L.close_fds_from(4)
+        self._sock_moved = True
         os.environ.clear()
         os.environ.update({"HOME": tmp, "TMPDIR": tmp, "PATH": "/usr/local/bin:/usr/bin:/bin",
                            "LANG": "C.UTF-8"})
@@ -473,14 +651,33 @@ class Zygote:
         tempfile.tempdir = None
         L.no_new_privs()
         if self.landlock:
-            L.landlock_restrict([tmp, "/dev/null"], self.landlock)
-        L.seccomp_filter()
+            rules = [(fd, L.LL_FS_READ) for fd in self.read_fds] + list(self.dev_fds)
+            own = [os.open(tmp, os.O_PATH | os.O_CLOEXEC)]
+            rules.append((own[0], L.LL_FS_READ | L.LL_FS_WRITE_ANY | L.LL_FS_REFER | L.LL_FS_TRUNCATE))
+            if self.level == "namespaces":  # its own pid namespace's /proc
+                own.append(os.open("/proc", os.O_PATH | os.O_CLOEXEC))
+                rules.append((own[-1], L.LL_FS_READ_FILE | L.LL_FS_READ_DIR))
+            _step("landlock", L.landlock_confine, rules, self.landlock)
+        if self.seccomp:
+            _step("seccomp", L.seccomp_filter, True)
+        L.close_fds_from(4)
         L.set_rlimits(memory_mb=lim["memory_mb"], cpu_s=lim["cpu_s"], fsize_mb=lim["fsize_mb"],
-                      nofile=lim["nofile"], nproc=lim["nproc"])
+                      nofile=lim["nofile"], nproc=nproc or lim["nproc"])
         L.prctl(L.PR_SET_DUMPABLE, 1)  # its own /proc/self/* stays readable (uid changes clear it)
-        sock = socket.socket(fileno=3)
-        from plumcode.sandbox import _candidate
-        _candidate.serve(sock)
+
+
+def _setup_failed(fd: int, e: BaseException) -> None:
+    """Tell the judge (or the zygote's probe) why this candidate cannot run, as C's first
+    answer, then wait for the request it answers so the judge reads it rather than a broken pipe."""
+    import pickle
+
+    from plumcode.sandbox import _wire
+    data = pickle.dumps(("setup", f"{type(e).__name__}: {e}"[:500]), 5)
+    try:
+        os.write(fd, _wire._HDR.pack(len(data)) + data)
+        select.select([fd], [], [], 30)
+    except OSError:
+        pass
 
 
 PRELOAD = ("os sys re math itertools functools collections heapq bisect string random json typing "

@@ -56,6 +56,8 @@ def run(args: argparse.Namespace) -> int:
         else:
             s = execute_file(args.problems, samples, args.out, cfg, progress=not args.no_progress)
     print(f"isolation: {s['isolation']}")
+    if s.get("why_not_namespaces"):
+        print(f"namespaces unavailable: {s['why_not_namespaces']} (`plumcode sandbox check` shows what is enforced)")
     print(f"samples: {s['samples']}  executed: {s['executed']}  already done: {s['skipped_existing']}  "
           f"cache hits: {s['cached']}")
     n = s["executed"]
