@@ -15,6 +15,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from plumcode.sandbox.defaults import DEFAULT_MEMORY_MB
+
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
@@ -145,7 +147,7 @@ class EvaluationConfig(_Strict):
 
 class SandboxLimits(_Strict):
     timeout_s: float = Field(5.0, gt=0, description="wall time per test")
-    memory_mb: int = Field(1024, ge=64, description="address-space limit per execution")
+    memory_mb: int = Field(DEFAULT_MEMORY_MB, ge=64, description="address-space limit per execution")
     workers: int | None = Field(None, ge=1, description=(
         "parallel executions (None: CPU count; with ray_address: per node, None: each node's CPUs)"))
     ray_address: str | None = Field(None, description=(

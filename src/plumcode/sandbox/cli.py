@@ -11,6 +11,7 @@ import os
 
 from plumcode.distributed.cli import add_ray_arguments
 from plumcode.sandbox._master import SandboxConfig, execute_file
+from plumcode.sandbox.defaults import DEFAULT_MEMORY_MB
 
 
 def register(sub: argparse._SubParsersAction, name: str, help: str) -> None:
@@ -28,7 +29,8 @@ def register(sub: argparse._SubParsersAction, name: str, help: str) -> None:
     p.add_argument("--timeout", type=float, default=5.0, help="per-test wall limit in seconds (default 5)")
     p.add_argument("--job-timeout", type=float, default=120.0,
                    help="total wall limit per sample in seconds (default 120)")
-    p.add_argument("--memory-mb", type=int, default=4096, help="address-space limit per candidate (MiB)")
+    p.add_argument("--memory-mb", type=int, default=DEFAULT_MEMORY_MB,
+                   help=f"address-space limit per candidate (MiB, default {DEFAULT_MEMORY_MB})")
     p.add_argument("--fail-fast", action="store_true", help="stop a sample's tests at the first failure")
     p.add_argument("--cache", default=None, help="sqlite verdict cache file shared across runs (per node on Ray)")
     p.add_argument("--isolation", choices=["auto", "namespaces", "process"], default="auto",
