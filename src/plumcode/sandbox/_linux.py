@@ -225,18 +225,19 @@ def landlock_restrict(writable: list[str], abi: int | None = None) -> int:
     return abi
 
 
-def landlock_confine(rules: list[tuple[int, int]], abi: int) -> None:
-    """Restrict this process to ``rules`` ((O_PATH fd, allowed access) pairs): reads, executes
-    and writes beneath anything else are refused (plus TCP and, from ABI 6, signals and abstract
-    sockets leaving the domain). The caller keeps and closes the fds. Needs no_new_privs (or
-    CAP_SYS_ADMIN)."""
-    handled = LL_FS_WRITE_ANY | LL_FS_READ
-    if abi >= 2:
-        handled |= LL_FS_REFER
-    if abi >= 3:
-        handled |= LL_FS_TRUNCATE
-    net = LL_NET_ALL if abi >= 4 else 0
-    scoped = LL_SCOPE_ALL if abi >= 6 else 0
+def landlock_ruleset(rules: list[tuple[int, int]], abi: int, handled: int | None = None) -> int:
+    """A landlock ruleset fd allowing ``rules`` ((O_PATH fd, access) pairs) and refusing every
+    other access in ``handled`` (default: reads, executes and writes; then also TCP and, from ABI
+    6, signals and abstract sockets leaving the domain). The caller keeps the rule fds."""
+    full = handled is None
+    if handled is None:
+        handled = LL_FS_WRITE_ANY | LL_FS_READ
+        if abi >= 2:
+            handled |= LL_FS_REFER
+        if abi >= 3:
+            handled |= LL_FS_TRUNCATE
+    net = LL_NET_ALL if abi >= 4 and full else 0
+    scoped = LL_SCOPE_ALL if abi >= 6 and full else 0
     attr = struct.pack("QQQ", handled, net, scoped)
     size = 8 if abi < 4 else (16 if abi < 6 else 24)
     fd = _check(_libc.syscall(_NR["landlock_create"], ctypes.c_char_p(attr[:size]), ctypes.c_size_t(size),
@@ -249,8 +250,24 @@ def landlock_confine(rules: list[tuple[int, int]], abi: int) -> None:
             rule = struct.pack("=Qi", allowed, pfd)
             _check(_libc.syscall(_NR["landlock_add"], ctypes.c_int(fd), ctypes.c_int(1),
                                  ctypes.c_char_p(rule), ctypes.c_uint32(0)), "landlock_add_rule")
-        _check(_libc.syscall(_NR["landlock_restrict"], ctypes.c_int(fd), ctypes.c_uint32(0)),
-               "landlock_restrict_self")
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def landlock_enforce(ruleset_fd: int) -> None:
+    """Restrict this process by a ruleset (a new layer: every layer must allow an access). Needs
+    no_new_privs (or CAP_SYS_ADMIN)."""
+    _check(_libc.syscall(_NR["landlock_restrict"], ctypes.c_int(ruleset_fd), ctypes.c_uint32(0)),
+           "landlock_restrict_self")
+
+
+def landlock_confine(rules: list[tuple[int, int]], abi: int) -> None:
+    """Restrict this process to ``rules`` (see :func:`landlock_ruleset`)."""
+    fd = landlock_ruleset(rules, abi)
+    try:
+        landlock_enforce(fd)
     finally:
         os.close(fd)
 

@@ -110,20 +110,17 @@ def _children(pid: int) -> list[int]:
 
 
 def _tasks_of(uid: int) -> int:
-    """Tasks (threads included) whose real uid is ``uid``: what RLIMIT_NPROC counts."""
+    """Tasks (threads included) of ``uid``: what RLIMIT_NPROC counts (by real uid; a /proc/<pid>
+    dir is owned by the effective one, the same for an ordinary user's processes)."""
     n = 0
     for d in os.listdir("/proc"):
         if not d.isdigit():
             continue
         try:
-            with open(f"/proc/{d}/status", "rb") as f:
-                st = f.read()
+            if os.stat(f"/proc/{d}").st_uid == uid:
+                n += len(os.listdir(f"/proc/{d}/task"))
         except OSError:
             continue
-        i = st.find(b"\nUid:")
-        j = st.find(b"\nThreads:")
-        if i >= 0 and j >= 0 and int(st[i + 5:st.index(b"\n", i + 1)].split()[0]) == uid:
-            n += int(st[j + 9:st.index(b"\n", j + 1)])
     return n
 
 
@@ -185,6 +182,7 @@ class Zygote:
         self.pidns: int | None = None  # root: fork C straight into a fresh pid namespace
         self.policy: _fsview.ReadPolicy | None = None
         self.read_fds: list[int] = []  # O_PATH fds of what a candidate may read (landlock rules)
+        self.read_layer: int | None = None  # process level: a ruleset fd of the exact read paths
         self.dev_fds: list[tuple[int, int]] = []
         self.why: dict[str, str] = {}  # layer -> why it is off here
         self.parent_only: list[int] = []  # the probe's own ends: a child must not hold them open
@@ -232,16 +230,30 @@ class Zygote:
             L._SECCOMP_PROGS[True] = L._seccomp_program(True)  # built once, inherited by every fork
         else:
             self.why["seccomp"] = f"the seccomp filter is x86_64 only (this is {L._MACHINE})"
-        paths = (self.policy.roots if self.level == "namespaces"
-                 else _fsview.cover(self.policy.roots, self.policy.hidden))
-        self.read_fds = _fsview.open_paths(paths)
+        self.read_fds = _fsview.open_paths(self.policy.roots)
         for d in _fsview.DEVICES:
             fds = _fsview.open_paths([d])
             if fds:
                 access = L.LL_FS_READ_FILE | (L.LL_FS_WRITE_FILE | L.LL_FS_TRUNCATE if d in ("/dev/null", "/dev/full")
                                               else 0)
                 self.dev_fds.append((fds[0], access))
+        if self.landlock and self.level == "process":
+            self._read_layer()
         self._probe_with_fallbacks()
+
+    def _read_layer(self) -> None:
+        """Without a view, the hidden packages sit inside readable roots, and landlock can only
+        allow: the roots minus what is hidden become hundreds of rules. They go in a read-only
+        layer built once here; each candidate enforces it (one syscall) under its own small
+        layer (the coarse roots, its temp dir): every layer must allow a read."""
+        assert self.policy is not None
+        fds = _fsview.open_paths(_fsview.cover(self.policy.roots, self.policy.hidden) + [self.cfg["tmpdir"]])
+        try:
+            rules = [(fd, L.LL_FS_READ) for fd in fds] + [(fd, L.LL_FS_READ_FILE) for fd, _ in self.dev_fds]
+            self.read_layer = L.landlock_ruleset(rules, self.landlock, L.LL_FS_READ)
+        finally:
+            for fd in fds:
+                os.close(fd)
 
     def _setup_judge(self) -> None:
         src = self.cfg.get("paths", [])
@@ -275,6 +287,7 @@ class Zygote:
         if why and self.landlock:
             self.why["landlock"] = f"a candidate could not start under it: {why}"
             self.landlock = 0
+            self.read_layer = None
             why = self._probe()
         if why and self.seccomp:
             self.why["seccomp"] = f"a candidate could not start under it: {why}"
@@ -651,6 +664,8 @@ class Zygote:
         tempfile.tempdir = None
         L.no_new_privs()
         if self.landlock:
+            if self.read_layer is not None:
+                _step("landlock (read layer)", L.landlock_enforce, self.read_layer)
             rules = [(fd, L.LL_FS_READ) for fd in self.read_fds] + list(self.dev_fds)
             own = [os.open(tmp, os.O_PATH | os.O_CLOEXEC)]
             rules.append((own[0], L.LL_FS_READ | L.LL_FS_WRITE_ANY | L.LL_FS_REFER | L.LL_FS_TRUNCATE))
