@@ -238,7 +238,11 @@ class Zygote:
                                               else 0)
                 self.dev_fds.append((fds[0], access))
         if self.landlock and self.level == "process":
-            self._read_layer()
+            try:
+                self._read_layer()
+            except OSError as e:
+                self.why["landlock"] = f"its read layer cannot be built here: {e}"
+                self.landlock = 0
         self._probe_with_fallbacks()
 
     def _read_layer(self) -> None:
@@ -247,7 +251,9 @@ class Zygote:
         layer built once here; each candidate enforces it (one syscall) under its own small
         layer (the coarse roots, its temp dir): every layer must allow a read."""
         assert self.policy is not None
-        fds = _fsview.open_paths(_fsview.cover(self.policy.roots, self.policy.hidden) + [self.cfg["tmpdir"]])
+        import tempfile
+
+        fds = _fsview.open_paths(_fsview.cover(self.policy.roots, self.policy.hidden) + [tempfile.gettempdir()])
         try:
             rules = [(fd, L.LL_FS_READ) for fd in fds] + [(fd, L.LL_FS_READ_FILE) for fd, _ in self.dev_fds]
             self.read_layer = L.landlock_ruleset(rules, self.landlock, L.LL_FS_READ)
@@ -716,7 +722,8 @@ def main() -> None:
     try:
         z.setup()
     except BaseException as e:  # noqa: BLE001
-        ctl.sendall(json.dumps({"ok": False, "error": f"{type(e).__name__}: {e}"}).encode())
+        err = e.strerror if isinstance(e, OSError) and not e.errno and e.strerror else f"{type(e).__name__}: {e}"
+        ctl.sendall(json.dumps({"ok": False, "error": err}).encode())
         os._exit(1)
     z.run()
 

@@ -42,6 +42,9 @@ def problem_fingerprint(p: Problem) -> str:
 def cache_key(code: str, fingerprint: str, config: Any, version: str) -> str:
     limits = (f"{config.timeout_s}|{config.memory_mb}|{int(config.fail_fast)}|{config.job_timeout_s}|"
               f"{getattr(config, 'timeout_factor', 1.0)}|{getattr(config, 'timeout_grace_s', 0.0)}")
+    extra = tuple(getattr(config, "read_paths", ()) or ())
+    if extra:  # what a candidate may read can change its verdict
+        limits += f"|read:{sorted(extra)}"
     return sha256_text(code, fingerprint, limits, version)
 
 
