@@ -12,7 +12,7 @@ from plumcode.io import load_jsonl
 from plumcode.training.data import build_examples
 from plumcode.training.logprobs import CompletionLogps, collate
 from plumcode.training.losses import dpo_loss, kto_kl, kto_loss, with_sft
-from plumcode.training.trainer import _kl_seqs
+from plumcode.training.objectives import kl_seqs as _kl_seqs
 
 trl = pytest.importorskip("trl")
 
@@ -109,3 +109,51 @@ def test_kto_with_sft_adds_the_desirable_nll_per_token():
     assert same is base and "nll" not in m0
     none, _ = with_sft(base, {}, lp[torch.zeros(3, dtype=torch.bool)], ntok[:0], 0.5)  # no desirable in batch
     assert none is base
+
+
+def test_simpo_loss_equals_trl_cpo(tiny_model_dir, pref_files, tmp_path):
+    """SimPO: TRL's CPOTrainer with loss_type='simpo' and cpo_alpha=0 (no NLL), on the same batch. CPO's
+    legacy tokenizer appends an EOS after the templated answer, one token DPO/KTO (and we) do not add, so
+    the formula is checked on CPO's own per-token-averaged log-probs (n_tokens = 1)."""
+    from datasets import Dataset
+
+    from plumcode.training.losses import simpo_loss
+
+    try:
+        from trl.experimental.cpo import CPOConfig, CPOTrainer
+    except ImportError:  # older TRL: CPO at the top level
+        from trl import CPOConfig, CPOTrainer
+
+    recs = load_jsonl(pref_files["paired"])[:4]
+    pol, _, tok = _models(tiny_model_dir)
+    args = CPOConfig(output_dir=str(tmp_path / "trl"), per_device_train_batch_size=4, beta=2.0, loss_type="simpo",
+                     cpo_alpha=0.0, simpo_gamma=0.8, report_to=[], use_cpu=True, bf16=False, max_length=1024)
+    trainer = CPOTrainer(model=pol, args=args, train_dataset=Dataset.from_list(recs), processing_class=tok)
+    batch = next(iter(trainer.get_train_dataloader()))
+    with torch.no_grad():
+        theirs = trainer.compute_loss(trainer.model, batch)
+        ch, rj = trainer.concatenated_forward(trainer.model, batch)[:2]  # averaged per token (simpo)
+    one = torch.ones_like(ch)
+    ours, m = simpo_loss(ch, rj, one, one, beta=2.0, gamma=0.8)
+    assert abs(m["rewards/margins"]) > 1e-3  # non-trivial batch
+    assert math.isclose(ours.item(), theirs.item(), rel_tol=1e-5, abs_tol=1e-6), (ours.item(), theirs.item())
+    # and our summed log-probs / completion tokens are that average on our own (EOS-less) tokens
+    ex, _ = build_examples(recs, tok, "simpo", 1024)
+    col = collate([e.seqs[0] for e in ex], tok.pad_token_id)
+    with torch.no_grad():
+        s = CompletionLogps(pol)(**col)
+    full = _per_token_mean(pol, [e.seqs[0] for e in ex])
+    assert torch.allclose(s / col["n_completion"], full, atol=1e-5)
+
+
+def _per_token_mean(model, seqs):
+    """Mean completion-token log-prob from the full logits, the plain way."""
+    out = []
+    with torch.no_grad():
+        for sq in seqs:
+            ids = torch.tensor([sq.ids])
+            logp = torch.log_softmax(model(input_ids=ids).logits[0, :-1].float(), -1)
+            tgt = ids[0, 1:]
+            tok_lp = logp.gather(-1, tgt[:, None]).squeeze(-1)[sq.n_prompt - 1:]
+            out.append(tok_lp.mean())
+    return torch.stack(out)

@@ -111,8 +111,9 @@ class PreferenceConfig(_Strict):
 
 
 class TrainingConfig(_Strict):
-    objective: Literal["kto", "dpo", "sft"] = Field("kto", description=(
-        "kto (PLUM's main objective), dpo, or sft (rejection-sampling fine-tuning baseline)"))
+    objective: str = Field("kto", description=(
+        "a registered objective (plumcode.training.objectives): kto (PLUM's main objective), dpo, simpo "
+        "(reference-free, length-normalised), or sft (rejection-sampling fine-tuning baseline)"))
     epochs: float = Field(1.0, gt=0, description="epochs over the round's preference data")
     learning_rate: float = Field(5e-6, gt=0, description=(
         "learning rate; TRL's KTO/DPO guidance is 5e-7..5e-6 for LoRA and full fine-tuning (5e-5, the old "
@@ -122,6 +123,14 @@ class TrainingConfig(_Strict):
     grad_accum: int = Field(4, ge=1, description=(
         "gradient accumulation steps (4 x batch_size 4 = an effective batch of 16, TRL's lower bound)"))
     max_length: int = Field(1024, ge=32, description="max prompt+completion tokens")
+    @field_validator("objective")
+    @classmethod
+    def _registered(cls, v: str) -> str:
+        from plumcode.training.objectives import get
+
+        get(v)  # ValueError naming the registered objectives
+        return v
+
     continue_from_previous: bool = Field(True, description=(
         "round r continues training round r-1's adapter (else: a fresh adapter on the base model)"))
     options: dict[str, Any] = Field(default_factory=dict, description="extra training config fields, passed through")

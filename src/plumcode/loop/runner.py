@@ -317,17 +317,10 @@ def _reuse_greedy(problems: list, done: dict[tuple, dict], samples_path: Path) -
 
 
 def _untrainable(records: list[dict], objective: str) -> str | None:
-    """Why a round's preference data cannot train ``objective`` (None: it can)."""
-    if not records:
-        return "no preference records: no problem had a sample with a verdict"
-    if objective == "dpo":
-        return None if any("chosen" in x for x in records) else "no pairs: no problem had both a pass and a fail"
-    labels = {bool(x.get("label", True)) for x in records}
-    if objective == "kto" and len(labels) < 2:
-        return "one-sided data: every sample " + ("passed" if labels == {True} else "failed")
-    if objective == "sft" and True not in labels:
-        return "no passing sample to fine-tune on"
-    return None
+    """Why a round's preference data cannot train ``objective`` (None: it can): its registry entry says."""
+    from plumcode.training.objectives import get
+
+    return get(objective).untrainable(records)
 
 
 class _RunLock:

@@ -271,14 +271,17 @@ def preferences(samples: list[dict], verdicts: list[dict], pc: Any, objective: s
     from plumcode.preference import PreferenceConfig, build_preferences
 
     check_options(PreferenceConfig, pc.options, "preference")
-    fmt = {"auto": "paired" if objective == "dpo" else "unpaired"}.get(pc.strategy, pc.strategy)
+    from plumcode.training.objectives import get
+
+    obj = get(objective)
+    fmt = {"auto": obj.preference_format}.get(pc.strategy, pc.strategy)
     values: dict[str, Any] = {"format": fmt, "seed": seed}
     if pc.max_per_problem is not None:
         values["max_pairs_per_problem" if fmt == "paired" else "max_per_problem"] = pc.max_per_problem
     values.update(pc.options)
     cfg = build_config(PreferenceConfig, values, what="preference")
     records, summary = build_preferences(samples, verdicts, cfg)
-    if objective == "sft":  # rejection-sampling fine-tuning: the passing samples only
+    if obj.data == "desirable":  # e.g. rejection-sampling fine-tuning: the passing samples only
         records = [r for r in records if r.get("label", True)]
     atomic_write_jsonl(out_path, records)
     s = summary.to_json() if hasattr(summary, "to_json") else dict(summary)

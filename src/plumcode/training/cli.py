@@ -9,6 +9,7 @@ from pathlib import Path
 
 from plumcode.training.config import TrainConfig
 from plumcode.training.model import training_source
+from plumcode.training.objectives import OBJECTIVES
 
 S = argparse.SUPPRESS  # tuning flags left out keep the --config file's (or TrainConfig's) value
 
@@ -23,12 +24,14 @@ def register(sub: argparse._SubParsersAction, name: str, help: str) -> None:
     p.add_argument("--out", required=True, help="checkpoint directory")
     p.add_argument("--adapter", help="continue training this LoRA adapter dir (must match --model's base)")
     p.add_argument("--config", help="JSON file of TrainConfig fields; flags given explicitly override it")
-    p.add_argument("--objective", choices=["kto", "dpo", "sft"], default=S, help=f"(default {d.objective})")
+    p.add_argument("--objective", choices=list(OBJECTIVES), default=S,
+                   help="; ".join(f"{o.name}: {o.summary}" for o in OBJECTIVES.values()) + f" (default {d.objective})")
     p.add_argument("--full", dest="lora", action="store_false", default=S, help="full fine-tuning instead of LoRA")
     for flag, field, typ in [("--lora-r", "lora_r", int), ("--lora-alpha", "lora_alpha", int),
                              ("--beta", "beta", float), ("--desirable-weight", "desirable_weight", float),
                              ("--undesirable-weight", "undesirable_weight", float),
-                             ("--sft-weight", "sft_weight", float),
+                             ("--sft-weight", "sft_weight", float), ("--simpo-gamma", "simpo_gamma", float),
+                             ("--probe-prompts", "probe_prompts", int),
                              ("--lr", "learning_rate", float), ("--epochs", "epochs", float),
                              ("--max-steps", "max_steps", int), ("--batch-size", "batch_size", int),
                              ("--grad-accum", "grad_accum", int), ("--max-length", "max_length", int),

@@ -5,8 +5,6 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Literal
 
-Objective = Literal["kto", "dpo", "sft"]
-
 DEFAULT_LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 
 
@@ -19,8 +17,9 @@ class TrainConfig:
     preference stage wrote beside the data, else 1.0.
     """
 
-    objective: Objective = "kto"
+    objective: str = "kto"  # a name in plumcode.training.objectives.OBJECTIVES: kto, dpo, simpo, sft
     beta: float = 0.1
+    simpo_gamma: float = 0.5  # SimPO's target reward margin (TRL CPOConfig.simpo_gamma)
     desirable_weight: float | None = None
     undesirable_weight: float | None = None
     kto_kl: bool = True  # TRL's batch KL estimate from mismatched (prompt, completion) pairs

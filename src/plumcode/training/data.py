@@ -73,21 +73,10 @@ def kind_of(records: list[dict], path: str | Path = "") -> str:
 
 
 def check_objective(records: list[dict], objective: str, path: str | Path = "") -> str:
-    """Refuse data the objective cannot learn from, before any model is loaded."""
-    kind = kind_of(records, path)
-    if objective == "dpo" and kind != "paired":
-        raise DataError("DPO needs paired records {prompt, chosen, rejected}; rebuild with "
-                        "`plumcode preferences --format paired` or train with --objective kto", path)
-    if kind == "unpaired":
-        n_d = sum(bool(r["label"]) for r in records)
-        n_u = len(records) - n_d
-        if objective == "kto" and (n_d == 0 or n_u == 0):
-            side = "desirable (passing)" if n_u == 0 else "undesirable (failing)"
-            raise DataError(f"one-sided preference file: all {len(records)} records are {side}; KTO needs both "
-                            "(use --objective sft for passing-only data, or sample more per problem)", path)
-        if objective == "sft" and n_d == 0:
-            raise DataError("no desirable (passing) records: nothing for rejection-sampling SFT", path)
-    return kind
+    """Refuse data the objective cannot learn from, before any model is loaded (its registry entry's check)."""
+    from plumcode.training.objectives import get
+
+    return get(objective).check(records, path)
 
 
 def _tok(tokenizer: Any, x: Any, **kw: Any) -> list[int]:
@@ -146,6 +135,9 @@ def _seq(prompt_ids: list[int], completion_ids: list[int], max_length: int) -> S
 def build_examples(records: list[dict], tokenizer: Any, objective: str, max_length: int,
                    path: str | Path = "") -> tuple[list[Example], int]:
     """Tokenise; returns examples and how many were dropped (prompt alone fills max_length)."""
+    from plumcode.training.objectives import get
+
+    data = get(objective).data
     kind = kind_of(records, path)
     out: list[Example] = []
     dropped = 0
@@ -157,7 +149,7 @@ def build_examples(records: list[dict], tokenizer: Any, objective: str, max_leng
             if max_length and len(p) >= max_length:
                 dropped += 1
                 continue
-            if objective == "dpo":
+            if data == "paired":
                 out.append(Example([_seq(p, c, max_length), _seq(p2, rj, max_length)], None, i))
             else:  # kto/sft from pairs: unpair like TRL's unpair_preference_dataset
                 out.append(Example([_seq(p, c, max_length)], True, i, p, c))
@@ -168,7 +160,7 @@ def build_examples(records: list[dict], tokenizer: Any, objective: str, max_leng
                 dropped += 1
                 continue
             out.append(Example([_seq(p, c, max_length)], bool(r["label"]), i, p, c))
-    if objective == "sft":
+    if data == "desirable":
         out = [e for e in out if e.label]
     if not out:
         raise DataError(f"no trainable examples: all {dropped} prompts are at least max_length tokens", path)

@@ -1,4 +1,4 @@
-"""KTO, DPO and SFT losses on per-sequence completion log-probs (TRL 1.x formulas).
+"""KTO, DPO, SimPO and SFT losses on per-sequence completion log-probs (TRL 1.x formulas).
 
 Pure tensor functions so they can be checked against TRL on a hand-computed batch. Each returns
 ``(loss, metrics)``; metrics are floats for logging (rewards are ``beta * log-ratio``).
@@ -21,6 +21,21 @@ def dpo_loss(chosen_logps: torch.Tensor, rejected_logps: torch.Tensor, ref_chose
         "loss": loss.item(), "rewards/chosen": rc.mean().item(), "rewards/rejected": rr.mean().item(),
         "rewards/margins": (rc - rr).mean().item(), "rewards/accuracies": (rc > rr).float().mean().item(),
         "logps/chosen": chosen_logps.detach().mean().item(), "logps/rejected": rejected_logps.detach().mean().item(),
+    }
+
+
+def simpo_loss(chosen_logps: torch.Tensor, rejected_logps: torch.Tensor, chosen_tokens: torch.Tensor,
+               rejected_tokens: torch.Tensor, beta: float, gamma: float) -> tuple[torch.Tensor, dict[str, float]]:
+    """SimPO (TRL CPO ``loss_type="simpo"``, ``cpo_alpha=0``): ``-logsigmoid(beta * (avg_c - avg_r) - gamma)``
+    on the average per-token log-probs, no reference. Rewards are ``beta`` times the averages."""
+    ac = chosen_logps / chosen_tokens.clamp(min=1)
+    ar = rejected_logps / rejected_tokens.clamp(min=1)
+    loss = -F.logsigmoid(beta * (ac - ar - gamma / beta)).mean()
+    rc, rr = beta * ac.detach(), beta * ar.detach()
+    return loss, {
+        "loss": loss.item(), "rewards/chosen": rc.mean().item(), "rewards/rejected": rr.mean().item(),
+        "rewards/margins": (rc - rr).mean().item(), "rewards/accuracies": (rc > rr).float().mean().item(),
+        "logps/chosen": ac.detach().mean().item(), "logps/rejected": ar.detach().mean().item(),
     }
 
 

@@ -22,12 +22,11 @@ from pathlib import Path
 from typing import Any
 
 from plumcode.io import JsonlAppender, atomic_write_json, read_jsonl, sha256_file, sha256_text
-from plumcode.training import health
+from plumcode.training import health, objectives
 from plumcode.training.config import TrainConfig, TrainResult
 from plumcode.training.data import (
     Example,
     build_examples,
-    check_objective,
     load_records,
     make_batches,
     read_summary_weights,
@@ -35,15 +34,6 @@ from plumcode.training.data import (
 from plumcode.training.model import CKPT_META, base_fingerprint, check_model_tokenizer, load_policy
 
 log = logging.getLogger(__name__)
-
-
-def _kl_seqs(batch: list[Example], max_length: int) -> list[Any]:
-    """TRL's KL pairs: completions rotated by one within the batch, (x_i, y_{i-1})."""
-    from plumcode.training.data import _seq
-
-    comps = [e.completion_ids for e in batch]
-    comps = [comps[-1]] + comps[:-1]
-    return [_seq(e.prompt_ids, c, max_length) for e, c in zip(batch, comps, strict=True)]
 
 
 def _resolve_dtype(name: str, device: Any) -> Any:
@@ -127,9 +117,9 @@ def _reference_logps(policy: Any, examples: list[Example], batches: list[list[Ex
     for e in examples:
         for j, s in enumerate(e.seqs):
             jobs.append(("seq", e.index, j, s))
-    if cfg.objective == "kto" and cfg.kto_kl:
+    if objectives.get(cfg.objective).kl_pairs and cfg.kto_kl:
         for b in batches:
-            for e, s in zip(b, _kl_seqs(b, cfg.max_length), strict=True):
+            for e, s in zip(b, objectives.kl_seqs(b, cfg.max_length), strict=True):
                 jobs.append(("kl", e.index, 0, s))
     jobs.sort(key=lambda j: len(j[3].ids))
     out: dict[str, list] = {"seq": [[0.0] * len(e.seqs) for e in examples], "kl": [0.0] * len(examples)}
@@ -154,40 +144,6 @@ def _reference_logps(policy: Any, examples: list[Example], batches: list[list[Ex
             i = j
     policy.train(was_training)
     return out
-
-
-def _step_loss(policy: Any, batch: list[Example], ref: dict[str, list], cfg: TrainConfig, weights: tuple[float, float],
-               pad_id: int, device: Any) -> tuple[Any, dict[str, float]]:
-    import torch
-
-    from plumcode.training.logprobs import collate
-    from plumcode.training.losses import dpo_loss, kto_kl, kto_loss, sft_loss, with_sft
-
-    if cfg.objective == "dpo":
-        seqs = [e.seqs[0] for e in batch] + [e.seqs[1] for e in batch]
-        col = {k: v.to(device) for k, v in collate(seqs, pad_id).items()}
-        lp = policy(**col)
-        n = len(batch)
-        ref_c = torch.tensor([ref["seq"][e.index][0] for e in batch], device=lp.device, dtype=lp.dtype)
-        ref_r = torch.tensor([ref["seq"][e.index][1] for e in batch], device=lp.device, dtype=lp.dtype)
-        ntok = col["n_completion"].to(lp.device)
-        return with_sft(*dpo_loss(lp[:n], lp[n:], ref_c, ref_r, cfg.beta), lp[:n], ntok[:n], cfg.sft_weight)
-    seqs = [e.seqs[0] for e in batch]
-    col = {k: v.to(device) for k, v in collate(seqs, pad_id).items()}
-    lp = policy(**col)
-    if cfg.objective == "sft":
-        return sft_loss(lp, col["n_completion"].to(lp.device))
-    kl_lp = ref_kl = None
-    if cfg.kto_kl:
-        with torch.no_grad():
-            kcol = {k: v.to(device) for k, v in collate(_kl_seqs(batch, cfg.max_length), pad_id).items()}
-            kl_lp = policy(**kcol).float()
-        ref_kl = torch.tensor([ref["kl"][e.index] for e in batch], device=kl_lp.device)
-    ref_lp = torch.tensor([ref["seq"][e.index][0] for e in batch], device=lp.device, dtype=lp.dtype)
-    labels = torch.tensor([bool(e.label) for e in batch], device=lp.device)
-    ntok = col["n_completion"].to(lp.device)
-    return with_sft(*kto_loss(lp, ref_lp, labels, kto_kl(kl_lp, ref_kl), cfg.beta, *weights), lp[labels],
-                    ntok[labels], cfg.sft_weight)
 
 
 def _trainable(model: Any) -> list[Any]:
@@ -254,8 +210,7 @@ def _train(preferences_path: str | Path, model_spec: Any, config: TrainConfig | 
     from accelerate import Accelerator
 
     cfg = config or TrainConfig()
-    if cfg.objective not in ("kto", "dpo", "sft"):
-        raise ValueError(f"objective must be kto, dpo or sft, not {cfg.objective!r}")
+    obj = objectives.get(cfg.objective)
     if cfg.sft_weight < 0:
         raise ValueError(f"sft_weight must be >= 0, not {cfg.sft_weight}")
     if cfg.reference not in ("start", "base"):
@@ -266,7 +221,7 @@ def _train(preferences_path: str | Path, model_spec: Any, config: TrainConfig | 
     pref = Path(preferences_path)
     out = Path(out_dir)
     records = load_records(pref)
-    check_objective(records, cfg.objective, pref)
+    obj.check(records, pref)
     data_sha = sha256_file(pref)
 
     # accelerate owns gradient accumulation: under DeepSpeed the engine scales the loss and steps
@@ -321,12 +276,12 @@ def _train(preferences_path: str | Path, model_spec: Any, config: TrainConfig | 
     examples, dropped = build_examples(records, tok, cfg.objective, cfg.max_length, pref)
     for k, e in enumerate(examples):
         e.index = k
-    weights = _class_weights(cfg, examples, pref) if cfg.objective == "kto" else (1.0, 1.0)
+    weights = _class_weights(cfg, examples, pref) if obj.data == "unpaired" else (1.0, 1.0)
     if echo:
         n_lab = sum(bool(e.label) for e in examples)
         echo(f"{cfg.objective}: {len(examples)} examples ({dropped} dropped: prompt >= max_length)"
              + (f", desirable {n_lab} / undesirable {len(examples) - n_lab}, weights {weights[0]:.3g}/{weights[1]:.3g}"
-                if cfg.objective == "kto" else ""))
+                if obj.data == "unpaired" else ""))
 
     # -- model setup
     torch.manual_seed(cfg.seed)
@@ -368,7 +323,7 @@ def _train(preferences_path: str | Path, model_spec: Any, config: TrainConfig | 
                           *(["base"] if anchored else []))[:16]
     ref_path = pref.with_name(pref.name.removesuffix(".jsonl") + f".ref-{ref_key}.json")
     ref = None
-    if cfg.objective != "sft":
+    if obj.reference:
         for cand in (ref_path, out / ref_path.name):
             if cand.is_file():
                 with contextlib.suppress(ValueError, KeyError):
@@ -442,6 +397,7 @@ def _train(preferences_path: str | Path, model_spec: Any, config: TrainConfig | 
             out.mkdir(parents=True, exist_ok=True)
             atomic_write_json(probe_path, {"key": data_sha, "before": probe_before})
     policy, opt = accel.prepare(policy, opt)
+    step_ctx = objectives.StepContext(policy, ref, cfg, weights, pad_id, device)
 
     out.mkdir(parents=True, exist_ok=True)
     logger = _Logger(out, cfg, echo if accel.is_main_process else None)
@@ -451,7 +407,7 @@ def _train(preferences_path: str | Path, model_spec: Any, config: TrainConfig | 
         history = [prior[k] for k in sorted(prior)]
     meta_base = {"base_spec": info.get("base") or info["spec"], "spec": info["spec"], "base_fingerprint": fp,
                  "objective": cfg.objective, "data_sha256": data_sha, "preferences": str(pref.resolve()),
-                 "config": cfg.to_json(), "ref_logps": str(ref_path) if cfg.objective != "sft" else None}
+                 "config": cfg.to_json(), "ref_logps": str(ref_path) if obj.reference else None}
     base_path = meta_base["spec"] if Path(str(meta_base["spec"])).is_dir() else None
 
     def save(dest: Path, final: bool) -> dict[str, str]:
@@ -493,7 +449,7 @@ def _train(preferences_path: str | Path, model_spec: Any, config: TrainConfig | 
                 random.Random(cfg.seed * 1_000_003 + epoch).shuffle(order)
                 batch = batches[order[k]]
                 with accel.accumulate(policy):  # no_sync on all but the last micro-batch
-                    loss, m = _step_loss(policy, batch, ref, cfg, weights, pad_id, device)
+                    loss, m = obj.step(step_ctx, batch)
                     accel.backward(loss)  # divided by grad_accum by accelerate (DeepSpeed: by its engine)
                 for key, v in m.items():
                     if not math.isnan(v):
@@ -523,10 +479,9 @@ def _train(preferences_path: str | Path, model_spec: Any, config: TrainConfig | 
         if accel.is_main_process:
             probe_after = (health.probe_tokens(accel.unwrap_model(policy).model, tok, probes, cfg.probe_max_tokens,
                                                device) if probe_before is not None else None)
-            h = health.check(history, cfg.beta, logp_drop=cfg.health_logp_drop, probe_before=probe_before,
-                             probe_after=probe_after, growth=cfg.probe_growth) if cfg.objective != "sft" else \
-                health.check([], cfg.beta, logp_drop=cfg.health_logp_drop, probe_before=probe_before,
-                             probe_after=probe_after, growth=cfg.probe_growth)
+            # the log-ratio to a reference exists only for objectives that have one
+            h = health.check(history if obj.reference else [], cfg.beta, logp_drop=cfg.health_logp_drop,
+                             probe_before=probe_before, probe_after=probe_after, growth=cfg.probe_growth)
             report = h.to_json()
             for w in h.warnings:
                 log.warning("training health: %s", w)
