@@ -114,7 +114,8 @@ def test_plumcode_train_on_two_cpu_ranks(tmp_path):
     out = tmp_path / "round-000" / "checkpoint"
     cmd = train_launch_command(tmp_path / "prefs.jsonl", str(model), out,
                                LaunchSpec("cpu_ddp", main_process_port=29533),
-                               train_config={"objective": "kto", "max_steps": 2, "batch_size": 2, "grad_accum": 1, "device": "cpu"})
+                               train_config={"objective": "kto", "max_steps": 2, "batch_size": 2, "grad_accum": 1, "device": "cpu",
+                                             "probe_prompts": 0})
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr[-4000:]
     res = json.loads((out / "train_result.json").read_text())

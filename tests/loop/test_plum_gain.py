@@ -54,7 +54,8 @@ problems: {{source: {tmp_path / 'train.jsonl'}, decontaminate: false}}
 testgen: {{model: policy, max_tokens: 72, n_tests: 3, max_tests: 4, validation: [reference]}}
 policy: {{model: "hf:{tiny}", lora: {{r: 4, alpha: 8}}}}
 sampling: {{n: 4, temperature: 1.3, max_tokens: 72}}
-training: {{objective: kto, epochs: 1, batch_size: 4, learning_rate: 1.0e-3, max_length: 256}}
+training: {{objective: kto, epochs: 1, batch_size: 4, grad_accum: 1, learning_rate: 1.0e-3, max_length: 256,
+           options: {{probe_prompts: 2, probe_max_tokens: 8}}}}
 evaluation: {{benchmarks: [{{name: tiny-bench, path: {tmp_path / 'bench.jsonl'}}}], max_tokens: 72, rounds: last}}
 sandbox: {{timeout_s: 3.0, workers: 2}}
 """)

@@ -19,7 +19,7 @@ def _env() -> dict[str, str]:
 def test_cli_train_dpo_and_clear_error(tiny_model_dir, pref_files, tmp_path):
     out = tmp_path / "ck"
     cmd = [sys.executable, "-m", "plumcode", "train", "--preferences", str(pref_files["paired"]), "--model",
-           str(tiny_model_dir), "--objective", "dpo", "--out", str(out), "--max-steps", "2", "--grad-accum", "1", "--batch-size", "4",
+           str(tiny_model_dir), "--objective", "dpo", "--out", str(out), "--max-steps", "2", "--grad-accum", "1", "--probe-prompts", "0", "--batch-size", "4",
            "--device", "cpu"]
     r = subprocess.run(cmd, capture_output=True, text=True, env=_env())
     assert r.returncode == 0, r.stderr[-2000:]
@@ -40,7 +40,7 @@ def test_accelerate_launch_one_cpu_process(tiny_model_dir, pref_files, tmp_path)
     cmd = [acc, "launch", "--cpu", "--num_processes", "1", "--num_machines", "1", "--mixed_precision", "no",
            "--dynamo_backend", "no", "-m", "plumcode", "train", "--preferences", str(pref_files["unpaired"]),
            "--model", str(tiny_model_dir), "--objective", "kto", "--out", str(out), "--max-steps", "2",
-           "--grad-accum", "1", "--batch-size", "4"]
+           "--grad-accum", "1", "--probe-prompts", "0", "--batch-size", "4"]
     r = subprocess.run(cmd, capture_output=True, text=True, env=_env(), cwd=tmp_path)
     assert r.returncode == 0, r.stderr[-3000:]
     assert (out / "adapter" / "adapter_model.safetensors").is_file()

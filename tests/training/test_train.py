@@ -18,7 +18,7 @@ from plumcode.training.logprobs import CompletionLogps, collate
 
 def _cfg(**kw) -> TrainConfig:
     base = dict(learning_rate=5e-3, batch_size=8, grad_accum=1, max_steps=8, warmup_ratio=0.0, scheduler="constant",
-                device="cpu", lora_r=8, lora_alpha=16)
+                device="cpu", lora_r=8, lora_alpha=16, probe_prompts=0)
     return TrainConfig(**(base | kw))
 
 
