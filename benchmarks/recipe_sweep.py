@@ -72,12 +72,14 @@ SETTINGS: dict[str, Setting] = {
     "kto-truncopen": Setting("truncated samples kept, scored without the closing tokens",
                              ("preference.options.truncated=open",)),
     "dpo-lr5e-6": Setting("DPO on pairs from the same samples", ("training.objective=dpo",)),
+    "simpo": Setting("SimPO (reference-free, length-normalised) on the same pairs; the paper's beta 2, gamma/beta 0.5",
+                     ("training.objective=simpo", "training.beta=2.0", "training.options.simpo_gamma=1.0")),
     "kto-online-anchored": Setting("2 rounds of n/2, reference = the initial policy in both rounds",
                                    ("training.options.reference=base",), rounds=2),
     "kto-online-recentred": Setting("2 rounds of n/2, reference = the round's starting policy",
                                     ("training.options.reference=start",), rounds=2),
 }
-ORDER = ("kto-lr5e-6", "kto-old", "dpo-lr5e-6", "kto-twosided", "kto-sft", "kto-online-anchored",
+ORDER = ("kto-lr5e-6", "kto-old", "dpo-lr5e-6", "kto-twosided", "kto-sft", "simpo", "kto-online-anchored",
          "kto-online-recentred", "kto-lr2e-5", "kto-lr1e-6", "kto-cap2", "kto-epochs2", "kto-truncopen")
 
 
