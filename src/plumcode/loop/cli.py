@@ -24,6 +24,7 @@ def register(sub: argparse._SubParsersAction, name: str, help_: str) -> None:
 
 def main(args: argparse.Namespace) -> int:
     from plumcode.loop.config import RunConfig, dump_config, explain, load_config
+    from plumcode.loop.layout import RunDir
     from plumcode.loop.runner import Runner, resume_config
 
     if args.explain:
@@ -40,7 +41,7 @@ def main(args: argparse.Namespace) -> int:
             return 2
         cfg = load_config(args.config, args.overrides)
         run_dir = Path(args.out) if args.out else Path("runs") / Path(args.config).stem
-        existing = run_dir / "config.yaml"
+        existing = RunDir(run_dir).config
         if existing.exists() and existing.read_text(encoding="utf-8") != dump_config(cfg):
             print(f"plumcode run: {run_dir} holds a run with a different config; use --resume {run_dir} "
                   "to continue it or another --out", file=sys.stderr)
@@ -49,6 +50,6 @@ def main(args: argparse.Namespace) -> int:
     if not args.no_report:
         from plumcode.report import write_report
 
-        path = write_report([run_dir], run_dir / "report.html", echo=True)
+        path = write_report([run_dir], echo=True)
         print(f"report: {path}", file=sys.stderr)
     return 0

@@ -71,6 +71,7 @@ def register(sub: argparse._SubParsersAction, name: str, help_: str) -> None:
 
 def main(args: argparse.Namespace) -> int:
     from plumcode.loop.config import dump_config
+    from plumcode.loop.layout import RunDir
     from plumcode.loop.runner import Runner
 
     cfg = demo_config(problems=args.problems, n=args.n, rounds=args.rounds, eval_limit=args.eval_limit,
@@ -85,7 +86,7 @@ def main(args: argparse.Namespace) -> int:
     if args.dry_run:
         print(dump_config(cfg))
         return 0
-    existing = out / "config.yaml"
+    existing = RunDir(out).config
     if existing.exists() and existing.read_text(encoding="utf-8") != dump_config(cfg):
         print(f"plumcode demo: {out} holds a run with different settings; pass another --out "
               f"(or `plumcode run --resume {out}`)", file=sys.stderr)
@@ -93,6 +94,6 @@ def main(args: argparse.Namespace) -> int:
     Runner(out, cfg).run()
     from plumcode.report import write_report
 
-    path = write_report([out], out / "report.html", echo=True)
+    path = write_report([out], echo=True)
     print(f"report: {path}", file=sys.stderr)
     return 0

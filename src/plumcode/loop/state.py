@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from plumcode.io import DataError, atomic_write_json
+from plumcode.loop.layout import RunDir
 
 STATE_VERSION = 1
 
@@ -29,7 +30,7 @@ class RunState:
 
     @classmethod
     def load(cls, run_dir: str | Path) -> RunState:
-        path = Path(run_dir) / "state.json"
+        path = RunDir(run_dir).state
         if not path.exists():
             return cls(path=path)
         try:

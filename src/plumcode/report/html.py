@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from plumcode.io import atomic_write_text
+from plumcode.loop.layout import RunDir
 from plumcode.report.collect import RunData, collect_run
 
 CSS = """
@@ -265,7 +266,7 @@ def write_report(run_dirs: Sequence[str | Path], out: str | Path | None = None, 
     runs = [collect_run(d) for d in run_dirs]
     if not runs:
         raise ValueError("no run directory given")
-    path = Path(out) if out else runs[0].path / "report.html"
+    path = Path(out) if out else RunDir(runs[0].path).report
     atomic_write_text(path, render_html(runs))
     if echo:
         print(summary_text(runs))
