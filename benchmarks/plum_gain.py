@@ -34,12 +34,13 @@ from pathlib import Path
 
 from plumcode.io import atomic_write_json, atomic_write_text
 from plumcode.loop.config import RunConfig, apply_overrides, dump_config, load_config
-from plumcode.loop.fork import SHAREABLE, fork
-from plumcode.loop.runner import Runner, round_dir_name
+from plumcode.loop.fork import fork, shareable
+from plumcode.loop.layout import RunDir, round_dir_name
+from plumcode.loop.runner import Runner
 from plumcode.loop.state import RunState
 
 ROOT = Path(__file__).resolve().parents[1]
-TRUNK_UNTIL = "round-000/execute"
+TRUNK_UNTIL = f"{round_dir_name(0)}/execute"
 ARMS = ("plum-kto-offline", "plum-kto-online", "rft", "plum-dpo")
 
 
@@ -115,7 +116,7 @@ def arm_config(base: RunConfig, arm: str, online_rounds: int) -> tuple[RunConfig
 def _final_eval(run: Path, cfg: RunConfig) -> Path | None:
     st = RunState.load(run)
     key = f"{round_dir_name(cfg.rounds - 1)}/eval"
-    return run / round_dir_name(cfg.rounds - 1) / "eval.json" if st.is_done(key) else None
+    return RunDir(run).eval_json(cfg.rounds - 1) if st.is_done(key) else None
 
 
 def per_problem(eval_json: Path) -> dict[str, dict[str, float]]:
@@ -131,15 +132,15 @@ def per_problem(eval_json: Path) -> dict[str, dict[str, float]]:
     return out
 
 
-def answer_stats(eval_json: Path, cfg: RunConfig) -> dict[str, dict]:
-    """How long the arm's evaluation answers are and how many hit the token limit, per benchmark:
-    preference training can drift the policy's length, and a cut-off answer usually fails."""
+def answer_stats(run: Path, r: int | None, cfg: RunConfig) -> dict[str, dict]:
+    """How long the evaluation answers of ``run``'s round r (None: its initial policy) are and how
+    many hit the token limit, per benchmark: preference training can drift the policy's length, and a
+    cut-off answer usually fails."""
     from plumcode.io import load_jsonl
-    from plumcode.loop.runner import file_stem
 
     out = {}
     for b in cfg.evaluation.benchmarks:
-        f = eval_json.parent / "eval" / f"{file_stem(b.name)}.samples.jsonl"
+        f = RunDir(run).eval_samples(r, b.name)
         rows = list(load_jsonl(f)) if f.exists() else []
         if rows:
             toks = [int(r.get("n_tokens") or 0) for r in rows]
@@ -193,24 +194,25 @@ def collect(workdir: Path, base_cfg_path: Path, arms: tuple[str, ...], online_ro
 
     base = load_config(base_cfg_path)
     trunk = workdir / "trunk"
-    init_eval = trunk / "baseline" / "eval.json"
+    init_eval = RunDir(trunk).baseline_eval
     rows, status = [], {}
     init = per_problem(init_eval) if RunState.load(trunk).is_done("baseline/eval") else None
     status["initial"] = "done" if init else "pending"
     if init:
         rows.append({"arm": "initial", **{c: round(100 * sum(v.values()) / len(v), 2) for c, v in init.items()},
-                     "ci95": {}, "config": str(trunk / "config.yaml"), "eval": str(init_eval),
-                     "resolved_config": _yaml(trunk / "config.yaml"), "answers": answer_stats(init_eval, base)})
+                     "ci95": {}, "config": str(RunDir(trunk).config), "eval": str(init_eval),
+                     "resolved_config": _yaml(RunDir(trunk).config), "answers": answer_stats(trunk, None, base)})
     for arm in arms:
         cfg, _ = arm_config(base, arm, online_rounds)
         run = workdir / arm
-        ev = _final_eval(run, cfg) if (run / "state.json").exists() else None
-        status[arm] = "done" if ev else ("started" if (run / "state.json").exists() else "pending")
+        started = RunDir(run).state.exists()
+        ev = _final_eval(run, cfg) if started else None
+        status[arm] = "done" if ev else ("started" if started else "pending")
         if ev is None or init is None:
             continue
         scores = per_problem(ev)
-        row: dict = {"arm": arm, "ci95": {}, "config": str(run / "config.yaml"), "eval": str(ev),
-                     "resolved_config": _yaml(run / "config.yaml"), "answers": answer_stats(ev, cfg),
+        row: dict = {"arm": arm, "ci95": {}, "config": str(RunDir(run).config), "eval": str(ev),
+                     "resolved_config": _yaml(RunDir(run).config), "answers": answer_stats(run, cfg.rounds - 1, cfg),
                      "rounds": round_stats(run, cfg)}
         if arm in ABLATIONS:
             ab = ABLATIONS[arm]
@@ -246,11 +248,11 @@ def _augmented(trunk: Path) -> dict[str, set[str]]:
     """problem id -> the kept tests (canonical JSON) that type-aware augmentation made (tests.jsonl)."""
     from plumcode.io import load_jsonl
 
-    if not (trunk / "tests.jsonl").exists():
+    if not RunDir(trunk).tests().exists():
         return {}
     return {str(r["problem_id"]): {_canon(t["test"]) for t in r.get("tests", [])
                                    if t.get("status") == "kept" and t.get("origin") == "augmented"}
-            for r in load_jsonl(trunk / "tests.jsonl")}
+            for r in load_jsonl(RunDir(trunk).tests())}
 
 
 def _audit(pairs: list[tuple[str, bool, bool]]) -> dict:
@@ -295,12 +297,12 @@ def label_audit(workdir: Path) -> dict | None:
         cached = json.loads(out.read_text(encoding="utf-8"))
         if cached.get("version") == AUDIT_VERSION:
             return cached
-    rd = trunk / round_dir_name(0)
-    probs = [p for p in read_problems(trunk / "problems.jsonl") if p.tests]
+    rd = RunDir(trunk)
+    probs = [p for p in read_problems(rd.problems) if p.tests]
     if not probs:  # the instructions carry no tests of their own: nothing to audit against
         return None
     ids = {p.id for p in probs}
-    samples = [Sample(r["problem_id"], r["sample_id"], r["code"]) for r in load_jsonl(rd / "samples.jsonl")
+    samples = [Sample(r["problem_id"], r["sample_id"], r["code"]) for r in load_jsonl(rd.samples(0))
                if r["problem_id"] in ids]
     gt_path = workdir / "label_audit.verdicts.jsonl"  # the dataset asserts' verdicts, kept for inspection
     gt_rows = list(load_jsonl(gt_path)) if gt_path.exists() else []
@@ -308,8 +310,8 @@ def label_audit(workdir: Path) -> dict | None:
         gt_rows = [v.to_json() for v in execute(probs, samples, SandboxConfig())]
         atomic_write_jsonl(gt_path, gt_rows)
     gt = {str(r["sample_id"]): bool(r["passed"]) for r in gt_rows}
-    verdicts = list(load_jsonl(rd / "verdicts.jsonl"))
-    with_tests = {r["id"]: r.get("tests") or [] for r in load_jsonl(trunk / "train_problems.jsonl")}
+    verdicts = list(load_jsonl(rd.verdicts(0)))
+    with_tests = {r["id"]: r.get("tests") or [] for r in load_jsonl(rd.train_problems())}
     pairs = [(str(v["problem_id"]), bool(v["passed"]), gt[str(v["sample_id"])]) for v in verdicts
              if str(v["sample_id"]) in gt and with_tests.get(v["problem_id"])]
     res = {"version": AUDIT_VERSION, **_audit(pairs)}
@@ -460,11 +462,11 @@ def main(argv: list[str] | None = None) -> int:
     md = markdown(res, command)
     atomic_write_text(Path(args.results).with_suffix(".md"), md)
     print(md)
-    runs = [workdir / "trunk"] + [workdir / a for a in arms if (workdir / a / "state.json").exists()]
+    runs = [workdir / "trunk"] + [workdir / a for a in arms if RunDir(workdir / a).state.exists()]
     try:
         from plumcode.report import write_report
 
-        write_report(runs, workdir / "report.html")
+        write_report(runs, RunDir(workdir).report)  # the arms side by side, at the workdir's root
     except Exception as e:  # noqa: BLE001 - the tables above are the result; the page is a view
         print(f"[plum-gain] report not written: {e}", file=sys.stderr)
     return 0
@@ -487,7 +489,8 @@ def _sitting(workdir: Path, base: RunConfig, arms: tuple[str, ...], online_round
             continue
         ab = ABLATIONS.get(arm)
         if ab is not None and ab.tests == "no-augmented":
-            fork(trunk, run, cfg, stages=tuple(s for s in SHAREABLE if s != TRUNK_UNTIL), samples_per_problem=take)
+            keys = tuple(s.key for s in shareable(run, cfg) if s.key != TRUNK_UNTIL)
+            fork(trunk, run, cfg, stages=keys, samples_per_problem=take)
             drop_augmented_tests(trunk, run)
         else:
             fork(trunk, run, cfg, samples_per_problem=take)
@@ -506,12 +509,12 @@ def drop_augmented_tests(trunk: Path, run: Path) -> None:
         raise RuntimeError(f"{run}: round 0 already executed on the full tests; start the ablation afresh")
     aug = _augmented(trunk)
     rows, before, after = [], 0, 0
-    for r in load_jsonl(run / "train_problems.jsonl"):
+    for r in load_jsonl(RunDir(run).train_problems()):
         tests = r.get("tests") or []
         kept = [t for t in tests if _canon(t) not in aug.get(str(r["id"]), set())]
         before, after = before + len(tests), after + len(kept)
         rows.append({**r, "tests": kept})
-    atomic_write_jsonl(run / "train_problems.jsonl", rows)
+    atomic_write_jsonl(RunDir(run).train_problems(), rows)
     atomic_write_json(marker, {"tests": "no-augmented", "tests_before": before, "tests_after": after,
                                "problems_without_tests": sum(not r["tests"] for r in rows)})
 

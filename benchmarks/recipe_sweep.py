@@ -38,11 +38,12 @@ from plum_gain import SittingOver, answer_stats, per_problem, round_stats  # noq
 from plumcode.io import atomic_write_json, atomic_write_text, load_jsonl  # noqa: E402
 from plumcode.loop.config import RunConfig, apply_overrides, dump_config, load_config  # noqa: E402
 from plumcode.loop.fork import fork  # noqa: E402
-from plumcode.loop.runner import Runner, round_dir_name  # noqa: E402
+from plumcode.loop.layout import RunDir, round_dir_name  # noqa: E402
+from plumcode.loop.runner import Runner  # noqa: E402
 from plumcode.loop.state import RunState  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-TRUNK_UNTIL = "round-000/execute"
+TRUNK_UNTIL = f"{round_dir_name(0)}/execute"
 DEV = "mbpp-dev"
 TRUNK_ARCHIVE = ROOT / "benchmarks" / "results" / "recipe_sweep" / "trunk.tar.gz"
 
@@ -105,7 +106,7 @@ def logratio_trajectory(run: Path, cfg: RunConfig) -> list[dict]:
     """Per round: the desirable/chosen log-ratio (nats) averaged over each third of the steps."""
     out = []
     for r in range(cfg.rounds):
-        log = run / round_dir_name(r) / "checkpoint" / "train_log.jsonl"
+        log = RunDir(run).checkpoint(r) / "train_log.jsonl"
         if not log.exists():
             continue
         by_step = {x["step"]: x for x in load_jsonl(log) if "step" in x}  # a resumed log repeats steps
@@ -123,7 +124,7 @@ def logratio_trajectory(run: Path, cfg: RunConfig) -> list[dict]:
 def _health(run: Path, cfg: RunConfig) -> list[dict]:
     out = []
     for r in range(cfg.rounds):
-        p = run / round_dir_name(r) / "checkpoint" / "train_result.json"
+        p = RunDir(run).checkpoint(r) / "train_result.json"
         if p.exists():
             h = json.loads(p.read_text()).get("health") or {}
             out.append({"round": r, **{k: h.get(k) for k in ("ok", "chosen_logratio", "probe_tokens_before",
@@ -134,7 +135,7 @@ def _health(run: Path, cfg: RunConfig) -> list[dict]:
 def _truncation(run: Path, cfg: RunConfig) -> list[dict]:
     out = []
     for r in range(cfg.rounds):
-        p = run / round_dir_name(r) / "preferences.summary.json"
+        p = RunDir(run).preferences_summary(r)
         if p.exists():
             s = json.loads(p.read_text())["summary"]
             out.append({"round": r, "truncated": s.get("truncated"), "dropped_truncated": s.get("dropped_truncated"),
@@ -149,28 +150,26 @@ def collect(workdir: Path, base: RunConfig, names: tuple[str, ...]) -> dict:
     rows, status = [], {}
     init = None
     if RunState.load(trunk).is_done("baseline/eval"):
-        ev = trunk / "baseline" / "eval.json"
-        init = per_problem(ev)[DEV]
+        init = per_problem(RunDir(trunk).baseline_eval)[DEV]
         rows.append({"setting": "initial", DEV: round(100 * sum(init.values()) / len(init), 2),
-                     "answers": answer_stats(ev, base).get(DEV)})
+                     "answers": answer_stats(trunk, None, base).get(DEV)})
     for name in names:
         cfg, _ = setting_config(base, name)
         run = workdir / name
-        st = RunState.load(run) if (run / "state.json").exists() else None
+        st = RunState.load(run) if RunDir(run).state.exists() else None
         key = f"{round_dir_name(cfg.rounds - 1)}/eval"
         done = st is not None and st.is_done(key)
         status[name] = "done" if done else ("started" if st is not None else "pending")
         if not done or init is None:
             continue
-        ev = run / round_dir_name(cfg.rounds - 1) / "eval.json"
-        scores = per_problem(ev)[DEV]
+        scores = per_problem(RunDir(run).eval_json(cfg.rounds - 1))[DEV]
         a, b = paired_scores(scores, init)
         rows.append({"setting": name, "why": SETTINGS[name].why, "overrides": list(SETTINGS[name].overrides),
                      DEV: round(100 * sum(scores.values()) / len(scores), 2),
                      "ci95": paired_bootstrap(a, b).to_json(),
                      "churn": {"gained": sum(x > y for x, y in zip(a, b, strict=True)),
                                "lost": sum(x < y for x, y in zip(a, b, strict=True))},
-                     "answers": answer_stats(ev, cfg).get(DEV), "rounds": round_stats(run, cfg),
+                     "answers": answer_stats(run, cfg.rounds - 1, cfg).get(DEV), "rounds": round_stats(run, cfg),
                      "chosen_logratio": logratio_trajectory(run, cfg), "health": _health(run, cfg),
                      "truncation": _truncation(run, cfg)})
     return {"rows": rows, "status": status, "workdir": str(workdir), "base_config": dump_config(base)}
@@ -210,14 +209,14 @@ def save_trunk(workdir: Path) -> Path:
     tmp = TRUNK_ARCHIVE.with_name(TRUNK_ARCHIVE.name + ".tmp")
     with tarfile.open(tmp, "w:gz") as tar:
         for p in sorted(trunk.rglob("*")):
-            if p.is_file() and p.name != ".lock":
+            if p.is_file() and p != RunDir(trunk).lock:
                 tar.add(p, arcname=str(p.relative_to(workdir)))
     tmp.replace(TRUNK_ARCHIVE)
     return TRUNK_ARCHIVE
 
 
 def restore_trunk(workdir: Path) -> bool:
-    if (workdir / "trunk" / "state.json").exists() or not TRUNK_ARCHIVE.exists():
+    if RunDir(workdir / "trunk").state.exists() or not TRUNK_ARCHIVE.exists():
         return False
     with tarfile.open(TRUNK_ARCHIVE) as tar:
         tar.extractall(workdir, filter="data")

@@ -69,7 +69,7 @@ def test_fork_takes_every_finished_stage_and_its_files(tmp_path: Path) -> None:
         assert (b / rel).read_bytes() == (trunk / rel).read_bytes(), rel
     assert not list(b.rglob("*.forking"))
     # the branch's own runner sees those stages as done and would start at preferences
-    plan = [k for k, _ in Runner(b, branch_cfg).plan() if not st.is_done(k)]
+    plan = [s.key for s in Runner(b, branch_cfg).plan() if not st.is_done(s.key)]
     assert plan[0] == "round-000/preferences"
     assert fork(trunk, b, branch_cfg) == []  # idempotent
 

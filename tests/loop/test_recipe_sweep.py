@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from plumcode.loop.config import load_config
-from plumcode.loop.fork import _DEPENDS, _differences
+from plumcode.loop.fork import _differences, shareable
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -25,15 +25,18 @@ def sweep():
     return mod
 
 
-def test_settings_fork_the_trunk(sweep) -> None:
+def test_settings_fork_the_trunk(sweep, tmp_path: Path) -> None:
     base = load_config(ROOT / "configs" / "recipe-sweep.yaml")
     assert [b.name for b in base.evaluation.benchmarks] == ["mbpp-dev"]  # selection never sees a final benchmark
     assert set(sweep.ORDER) == set(sweep.SETTINGS)
     for name in sweep.SETTINGS:
         cfg, take = sweep.setting_config(base, name)
-        for stage, (fields, _) in _DEPENDS.items():
+        stages = shareable(tmp_path / name, cfg)
+        assert [s.key for s in stages] == ["problems", "tests", "baseline/eval", "round-000/sample",
+                                           "round-000/execute"]
+        for s in stages:
             ignore = ("sampling.n",) if take else ()
-            assert not _differences(base, cfg, fields, ignore=ignore), (name, stage)
+            assert not _differences(base, cfg, s.depends or (), ignore=ignore), (name, s.key)
         if sweep.SETTINGS[name].rounds > 1:
             assert take * cfg.rounds == base.sampling.n and cfg.sampling.n == take
     with pytest.raises(ValueError, match="unknown setting"):

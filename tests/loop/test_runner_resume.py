@@ -108,6 +108,7 @@ class FakeStages:
         recs = [{"prompt": "p", "completion": "c", "label": v["passed"], "problem_id": v["problem_id"]}
                 for v in verdicts]
         atomic_write_jsonl(out_path, recs)
+        atomic_write_json(out_path.with_name("preferences.summary.json"), {})
         return {"records": len(recs)}
 
     def train(self, prefs, model_spec, cfg, out_dir: Path, *, seed):
@@ -162,6 +163,7 @@ def test_full_run_order_and_on_policy_chaining(tmp_path: Path, monkeypatch: pyte
                                                                    "mbpp/604", "mbpp/605"]
     assert (d / "config.yaml").exists() and (d / "baseline" / "eval.json").exists()
     assert (d / "round-001" / "eval.json").exists()
+    assert not [a for s in runner.plan() for a in s.artifacts if not a.exists()]  # the graph names what is there
 
 
 @pytest.mark.parametrize("stop_in", ["synthesize", "sample", "execute", "preferences", "train", "evaluate"])

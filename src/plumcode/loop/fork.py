@@ -5,6 +5,8 @@ on the *same* data: the same training problems, the same synthetic tests, the sa
 samples and verdicts. ``fork`` copies those artifacts from a trunk run into a new run directory
 and marks their stages complete, after checking that every config field the stage depends on is
 identical, so the branch's ``Runner`` continues from there (``plumcode run`` resumes it as usual).
+Which stages can be shared, what they depend on and what they write: the branch's own
+:meth:`~plumcode.loop.runner.Runner.plan` (from :data:`~plumcode.loop.runner.GRAPH`).
 
 ``samples_per_problem`` keeps only the first k samples of each problem of round 0 (and their
 verdicts): an online arm with two rounds of n/2 samples then spends the same sampling budget as
@@ -14,25 +16,20 @@ an offline arm with one round of n, and its first round is a subset of the offli
 from __future__ import annotations
 
 import shutil
-from collections import Counter
 from pathlib import Path
 from typing import Any
 
 from plumcode.io import JsonlAppender, atomic_write_text, load_jsonl
 from plumcode.loop.config import RunConfig, dump_config, load_config
+from plumcode.loop.layout import RunDir, round_dir_name
+from plumcode.loop.runner import Runner, Stage
+from plumcode.loop.stages import verdict_counts
 from plumcode.loop.state import RunState
 
-# stage -> (config fields its artifacts depend on, artifacts relative to the run directory)
-_DEPENDS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
-    "problems": (("problems", "evaluation.benchmarks"),
-                 ("problems.jsonl", "benchmarks", "decontamination.json")),
-    "tests": (("seed", "problems", "testgen", "policy.model"), ("tests.jsonl", "train_problems.jsonl")),
-    "baseline/eval": (("seed", "problems", "policy.model", "evaluation", "sandbox"), ("baseline",)),
-    "round-000/sample": (("seed", "problems", "testgen", "policy.model", "sampling"), ("round-000/samples.jsonl",)),
-    "round-000/execute": (("seed", "problems", "testgen", "policy.model", "sampling", "sandbox"),
-                          ("round-000/verdicts.jsonl",)),
-}
-SHAREABLE = tuple(_DEPENDS)
+
+def shareable(branch: str | Path, cfg: RunConfig) -> list[Stage]:
+    """The stages of run directory ``branch`` (config ``cfg``) that it can take from a trunk, in order."""
+    return [s for s in Runner(branch, cfg).plan() if s.depends is not None]
 
 
 def _field(d: dict[str, Any], dotted: str) -> Any:
@@ -52,50 +49,53 @@ def _differences(a: RunConfig, b: RunConfig, fields: tuple[str, ...], *, ignore:
     return [f for f in fields if _field(da, f) != _field(db, f)]
 
 
-def fork(trunk: str | Path, branch: str | Path, cfg: RunConfig, *, stages: tuple[str, ...] = SHAREABLE,
+def fork(trunk: str | Path, branch: str | Path, cfg: RunConfig, *, stages: tuple[str, ...] | None = None,
          samples_per_problem: int | None = None) -> list[str]:
-    """Start run directory ``branch`` (config ``cfg``) from ``trunk``'s completed ``stages``.
+    """Start run directory ``branch`` (config ``cfg``) from ``trunk``'s completed ``stages`` (default:
+    every :func:`shareable` one).
 
     Returns the stages taken over. A stage is taken only when the trunk completed it, the branch
     has not, and the config fields it depends on match (otherwise ``ValueError`` names them).
     Stops at the first stage the trunk has not completed: later ones would rest on missing data.
     """
     trunk, branch = Path(trunk), Path(branch)
-    tcfg = load_config(trunk / "config.yaml")
+    tcfg = load_config(RunDir(trunk).config)
     tstate = RunState.load(trunk)
     branch.mkdir(parents=True, exist_ok=True)
-    existing = branch / "config.yaml"
+    existing = RunDir(branch).config
     if existing.exists() and existing.read_text(encoding="utf-8") != dump_config(cfg):
         raise ValueError(f"{branch} holds a run with a different config")
     atomic_write_text(existing, dump_config(cfg))
     bstate = RunState.load(branch)
+    shared = {s.key: s for s in shareable(branch, cfg)}
+    r0 = round_dir_name(0)
     taken: list[str] = []
-    for stage in stages:
-        if stage not in _DEPENDS:
-            raise ValueError(f"stage {stage!r} cannot be shared; choose from {SHAREABLE}")
+    for stage in tuple(shared) if stages is None else stages:
+        if stage not in shared:
+            raise ValueError(f"stage {stage!r} cannot be shared; choose from {tuple(shared)}")
         if bstate.is_done(stage):
             continue
         if not tstate.is_done(stage):
             break
-        fields, artifacts = _DEPENDS[stage]
-        subset = samples_per_problem is not None and stage.startswith("round-000/")
-        diff = _differences(tcfg, cfg, fields, ignore=("sampling.n",) if subset else ())
+        depends, artifacts = shared[stage].depends or (), shared[stage].artifacts
+        subset = samples_per_problem is not None and stage in (f"{r0}/sample", f"{r0}/execute")
+        diff = _differences(tcfg, cfg, depends, ignore=("sampling.n",) if subset else ())
         if subset and cfg.sampling.n != samples_per_problem:
             diff.append(f"sampling.n (the branch takes {samples_per_problem} samples per problem)")
         if subset and samples_per_problem > tcfg.sampling.n:
             diff.append(f"sampling.n (the trunk has only {tcfg.sampling.n} per problem)")
         if diff:
             raise ValueError(f"cannot share stage {stage!r}: config differs in {', '.join(diff)}")
-        for rel in artifacts:
-            src, dst = trunk / rel, branch / rel
-            if subset and rel.endswith(".jsonl"):
-                _copy_subset(trunk / "round-000" / "samples.jsonl", src, dst, samples_per_problem)
+        for dst in artifacts:
+            src = trunk / dst.relative_to(branch)
+            if subset:
+                _copy_subset(RunDir(trunk).samples(0), src, dst, samples_per_problem)
             else:
                 _copy(src, dst)
         summary = dict(tstate.summary(stage))
         summary.pop("completed_at", None)
         if subset:  # the trunk's counts cover all its samples; the branch's summary counts its own share
-            summary = _recount(stage, summary, load_jsonl(branch / artifacts[0]), samples_per_problem)
+            summary = _recount(stage, summary, load_jsonl(artifacts[0]), samples_per_problem)
         bstate.complete(stage, {**summary, "forked_from": str(trunk)})
         taken.append(stage)
     return taken
@@ -142,9 +142,7 @@ def _recount(stage: str, summary: dict[str, Any], rows: list[dict[str, Any]], k:
     if stage.endswith("/sample"):
         out["samples"] = len(rows)
     else:
-        passed = sum(bool(r.get("passed")) for r in rows)
-        out.update(verdicts=len(rows), passed=passed, pass_rate=round(passed / len(rows), 4) if rows else 0.0,
-                   statuses=dict(Counter(str(r.get("status")) for r in rows)), executed=len(rows))
+        out.update(verdict_counts(rows), executed=len(rows))
         for key in ("skipped_existing", "cached"):
             out.pop(key, None)
     return out

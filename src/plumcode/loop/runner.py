@@ -1,16 +1,13 @@
-"""The PLUM loop over a run directory.
+"""The PLUM loop over a run directory: the paper's algorithm, one call per stage into its package.
 
 Offline PLUM (``rounds: 1``) and online PLUM (``rounds > 1``) are one code path::
 
-    problems  -> problems.jsonl, benchmarks/<name>.jsonl, decontamination.json
-    tests     -> tests.jsonl, train_problems.jsonl  (once, or per round with testgen.refresh_per_round)
-    baseline  -> baseline/eval.json                 (the initial policy on the benchmarks)
-    round r:  sample -> execute -> preferences -> train -> evaluate
-              round-NNN/{samples,verdicts,preferences}.jsonl, checkpoint/, eval.json
+    problems -> tests -> baseline evaluation -> per round: sample -> execute -> preferences -> train -> evaluate
 
 Round r samples from round r-1's checkpoint (on-policy). Each stage is marked complete in
 ``state.json`` only once its artifacts are whole; an interrupted stage is rerun and resumes at
 record level (samples, verdicts and tests are appended line by line and skipped when present).
+Where each stage writes: :data:`GRAPH`, in the names of :class:`~plumcode.loop.layout.RunDir`.
 """
 
 from __future__ import annotations
@@ -20,19 +17,44 @@ import re
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from plumcode.io import JsonlAppender, atomic_write_json, atomic_write_text, load_jsonl
 from plumcode.loop import stages
 from plumcode.loop.config import RunConfig, dump_config, load_config
+from plumcode.loop.layout import RunDir, round_dir_name
 from plumcode.loop.state import RunState
 
 log = logging.getLogger(__name__)
 
+# The stage graph, per kind of stage: the config fields its artifacts depend on and the artifacts
+# (r: the stage's round, None at run level). Runner.plan() puts the stages in order; fork gives a
+# branch run the trunk's finished stages that no training has touched yet (run level and round 0)
+# when those fields match. None: never shared (it follows training, or is cheap to redo).
+_SAMPLED = ("seed", "problems", "testgen", "policy.model", "sampling")
+GRAPH: dict[str, tuple[tuple[str, ...] | None, Callable[[RunDir, Any], tuple[Path, ...]]]] = {
+    "problems": (("problems", "evaluation.benchmarks"), lambda d, r: (d.problems, d.benchmarks, d.decontamination)),
+    "tests": (("seed", "problems", "testgen", "policy.model"), lambda d, r: (d.tests(r), d.train_problems(r))),
+    "baseline/eval": (("seed", "problems", "policy.model", "evaluation", "sandbox"), lambda d, r: (d.baseline,)),
+    "sample": (_SAMPLED, lambda d, r: (d.samples(r),)),
+    "execute": ((*_SAMPLED, "sandbox"), lambda d, r: (d.verdicts(r),)),
+    "preferences": (None, lambda d, r: (d.preferences(r), d.preferences_summary(r))),
+    "train": (None, lambda d, r: (d.checkpoint(r),)),
+    "eval": (None, lambda d, r: (d.eval_json(r), d.eval_samples_dir(r))),
+}
 
-def round_dir_name(r: int) -> str:
-    return f"round-{r:03d}"
+
+@dataclass(frozen=True)
+class Stage:
+    """One step of the plan: its key in ``state.json``, the call that does it, and its :data:`GRAPH`
+    entry (``depends`` None: not shared between runs)."""
+
+    key: str
+    run: Callable[[], dict[str, Any] | None]
+    depends: tuple[str, ...] | None
+    artifacts: tuple[Path, ...]
 
 
 class Runner:
@@ -40,47 +62,47 @@ class Runner:
 
     def __init__(self, run_dir: str | Path, cfg: RunConfig, *, echo: Callable[[str], None] | None = None):
         self.dir = Path(run_dir)
+        self.rd = RunDir(self.dir)
         self.cfg = cfg
         self.state = RunState.load(self.dir)
         self.echo = echo or (lambda s: print(s, file=sys.stderr, flush=True))
         self._backends: dict[str, Any] = {}
 
     # -- orchestration -------------------------------------------------------------------------------
-    def plan(self) -> list[tuple[str, Callable[[], dict[str, Any] | None]]]:
-        """Every stage of the run, in order, as ``(state key, function)``.
+    def plan(self) -> list[Stage]:
+        """Every stage of the run, in order.
 
         Tests come before sampling, except with ``agreement`` validation, which needs the round's
         samples: then the tests stage runs right after the (first, or every) sampling stage.
         """
-        cfg = self.cfg
-        tc = cfg.testgen
-        steps: list[tuple[str, Callable[[], dict[str, Any] | None]]] = [("problems", self._problems)]
+        cfg, tc, ev = self.cfg, self.cfg.testgen, self.cfg.evaluation
+        plan = [self._step("problems", None, self._problems)]
         if not tc.refresh_per_round and not tc.after_sampling:
-            steps.append(("tests", lambda: self._tests(self.dir, 0, None)))
-        if cfg.evaluation.baseline and cfg.evaluation.benchmarks:
-            steps.append(("baseline/eval", lambda: self._evaluate(self.dir / "baseline", self.policy_spec(0))))
+            plan.append(self._step("tests", None, lambda: self._tests(None, 0)))
+        if ev.baseline and ev.benchmarks:
+            plan.append(self._step("baseline/eval", None, lambda: self._evaluate(None)))
         for r in range(cfg.rounds):
-            rd = self.dir / round_dir_name(r)
-            key = round_dir_name(r)
-            td = rd if tc.refresh_per_round else self.dir
-            tests_key = f"{key}/tests" if tc.refresh_per_round else "tests"
+            t = r if tc.refresh_per_round else None  # the round's own tests, or the run's
+            tests_from_samples = tc.after_sampling and (tc.refresh_per_round or r == 0)
             if tc.refresh_per_round and not tc.after_sampling:
-                steps.append((tests_key, lambda r=r, rd=rd: self._tests(rd, r, None)))
+                plan.append(self._step("tests", t, lambda r=r, t=t: self._tests(t, r)))
             # sample only problems with kept tests when those exist already (saves generation)
-            sample_src = td / "train_problems.jsonl"
-            if tc.after_sampling and (tc.refresh_per_round or r == 0):
-                sample_src = self.dir / "problems.jsonl"
-            steps.append((f"{key}/sample", lambda r=r, rd=rd, src=sample_src: self._sample(r, rd, src)))
-            if tc.after_sampling and (tc.refresh_per_round or r == 0):
-                steps.append((tests_key, lambda r=r, td=td, rd=rd: self._tests(td, r, rd / "samples.jsonl")))
-            steps += [
-                (f"{key}/execute", lambda rd=rd, td=td: self._execute(rd, td)),
-                (f"{key}/preferences", lambda rd=rd: self._preferences(rd)),
-                (f"{key}/train", lambda r=r, rd=rd: self._train(r, rd)),
-            ]
-            if cfg.evaluation.benchmarks and (cfg.evaluation.rounds == "all" or r == cfg.rounds - 1):
-                steps.append((f"{key}/eval", lambda r=r, rd=rd: self._evaluate(rd, self.policy_spec(r + 1))))
-        return steps
+            src = self.rd.problems if tests_from_samples else self.rd.train_problems(t)
+            plan.append(self._step("sample", r, lambda r=r, src=src: self._sample(r, src)))
+            if tests_from_samples:
+                plan.append(self._step("tests", t, lambda r=r, t=t: self._tests(t, r, self.rd.samples(r))))
+            plan += [self._step("execute", r, lambda r=r, t=t: self._execute(r, t)),
+                     self._step("preferences", r, lambda r=r: self._preferences(r)),
+                     self._step("train", r, lambda r=r: self._train(r))]
+            if ev.benchmarks and (ev.rounds == "all" or r == cfg.rounds - 1):
+                plan.append(self._step("eval", r, lambda r=r: self._evaluate(r)))
+        return plan
+
+    def _step(self, kind: str, r: int | None, fn: Callable[[], dict[str, Any] | None]) -> Stage:
+        depends, artifacts = GRAPH[kind]
+        key = kind if r is None else f"{round_dir_name(r)}/{kind}"
+        before_training = r is None or r == 0
+        return Stage(key, fn, depends if before_training else None, artifacts(self.rd, r))
 
     def run(self, *, until: str | None = None, deadline: float | None = None) -> RunState:
         """Run every stage not yet complete; with ``until``, stop after that stage (a trunk that
@@ -88,23 +110,23 @@ class Runner:
         no stage after it (a sitting of a long experiment; rerunning continues)."""
         self.dir.mkdir(parents=True, exist_ok=True)
         with _RunLock(self.dir), _sigterm_as_interrupt():
-            atomic_write_text(self.dir / "config.yaml", dump_config(self.cfg))
+            atomic_write_text(self.rd.config, dump_config(self.cfg))
             self.state.finished = False
             t0 = time.time()
             steps = self.plan()
             if until is not None:
-                keys = [k for k, _ in steps]
+                keys = [st.key for st in steps]
                 if until not in keys:
                     raise ValueError(f"until={until!r} is not a stage of this run ({', '.join(keys)})")
                 steps = steps[:keys.index(until) + 1]
             paused = False
             try:
-                for i, (key, fn) in enumerate(steps, 1):
-                    if deadline is not None and time.time() > deadline and not self.state.is_done(key):
-                        self.echo(f"[plumcode] deadline reached: pausing before {key} (rerun to continue)")
+                for i, st in enumerate(steps, 1):
+                    if deadline is not None and time.time() > deadline and not self.state.is_done(st.key):
+                        self.echo(f"[plumcode] deadline reached: pausing before {st.key} (rerun to continue)")
                         paused = True
                         break
-                    self._stage(f"({i}/{len(steps)}) ", key, fn)
+                    self._stage(f"({i}/{len(steps)}) ", st.key, st.run)
             finally:
                 self._close_backends()
             if paused:
@@ -135,7 +157,7 @@ class Runner:
         s = self.state.summary(f"{round_dir_name(r)}/train")
         if s.get("skipped") or not s:
             return None
-        return self.dir / round_dir_name(r) / "checkpoint"
+        return self.rd.checkpoint(r)
 
     def latest_checkpoint(self, before_round: int) -> Path | None:
         for r in range(before_round - 1, -1, -1):
@@ -191,7 +213,7 @@ class Runner:
         for b in self.cfg.evaluation.benchmarks:
             bp = stages.load_benchmark(b.name, b.path, limit=b.limit)
             bench_problems[b.name] = bp
-            stages.write_problems(self.dir / "benchmarks" / f"{file_stem(b.name)}.jsonl", bp)
+            stages.write_problems(self.rd.benchmark(b.name), bp)
         dropped_all: list[dict] = []
         if pc.decontaminate and bench_problems:
             # against the *whole* benchmarks, not only the evaluated slices; before the limit, so
@@ -205,20 +227,21 @@ class Runner:
         problems = problems[pc.offset:]
         if pc.limit is not None:
             problems = problems[:pc.limit]
-        atomic_write_json(self.dir / "decontamination.json", {
+        atomic_write_json(self.rd.decontamination, {
             "ngram": pc.decontamination_ngram, "enabled": pc.decontaminate,
             "benchmarks": [b.name for b in self.cfg.evaluation.benchmarks] + pc.decontaminate_against,
             "n_checked": n_loaded, "n_dropped": len(dropped_all), "dropped": dropped_all,
         })
         if not problems:
             raise RuntimeError("no training problems left (check problems.source/limit/id_range)")
-        stages.write_problems(self.dir / "problems.jsonl", problems)
+        stages.write_problems(self.rd.problems, problems)
         return {"loaded": n_loaded, "problems": len(problems), "decontaminated": len(dropped_all),
                 "benchmarks": {k: len(v) for k, v in bench_problems.items()}}
 
-    def _tests(self, out_dir: Path, r: int, samples_path: Path | None) -> dict[str, Any]:
-        tc = self.cfg.testgen
-        problems = stages.read_problems(self.dir / "problems.jsonl")
+    def _tests(self, t: int | None, r: int, samples_path: Path | None = None) -> dict[str, Any]:
+        """The tests of round ``t`` (None: the run's), written by round r's policy."""
+        tc, rd = self.cfg.testgen, self.rd
+        problems = stages.read_problems(rd.problems)
         # "policy": the current policy writes the tests (the initial one unless tests are refreshed)
         spec = self.policy_spec(r) if tc.model == "policy" else tc.model
         backend = self.backend(spec)
@@ -227,39 +250,37 @@ class Runner:
             samples = {}
             for s in load_jsonl(samples_path):
                 samples.setdefault(str(s["problem_id"]), []).append(s.get("code") or "")
-        summary = stages.synthesize(problems, backend, tc, out_dir / "tests.jsonl", seed=self.cfg.seed,
-                                    samples=samples)
-        kept = stages.problems_with_tests(problems, out_dir / "tests.jsonl", tc)
-        stages.write_problems(out_dir / "train_problems.jsonl", kept)
+        summary = stages.synthesize(problems, backend, tc, rd.tests(t), seed=self.cfg.seed, samples=samples)
+        kept = stages.problems_with_tests(problems, rd.tests(t), tc)
+        stages.write_problems(rd.train_problems(t), kept)
         summary.update({"problems": len(problems), "problems_with_tests": len(kept),
                         "tests_kept": sum(len(p.tests) for p in kept)})
         if not kept:
             raise RuntimeError("test synthesis kept no tests for any problem; nothing to train on "
-                               f"(see {out_dir / 'tests.jsonl'})")
+                               f"(see {rd.tests(t)})")
         return summary
 
-    def _sample(self, r: int, rd: Path, problems_path: Path) -> dict[str, Any]:
+    def _sample(self, r: int, problems_path: Path) -> dict[str, Any]:
         spec = self.policy_spec(r)
         problems = stages.read_problems(problems_path)
         sc = self.cfg.sampling
-        n = stages.sample(problems, self.backend(spec), rd / "samples.jsonl", n=sc.n, temperature=sc.temperature,
+        n = stages.sample(problems, self.backend(spec), self.rd.samples(r), n=sc.n, temperature=sc.temperature,
                           top_p=sc.top_p, max_tokens=sc.max_tokens, seed=self.cfg.seed + r,
                           batch_size=sc.batch_size, desc=f"sample r{r}")
         return {"policy": spec, "problems": len(problems), "samples": n}
 
-    def _execute(self, rd: Path, tests_dir: Path) -> dict[str, Any]:
-        return stages.execute(tests_dir / "train_problems.jsonl", rd / "samples.jsonl", rd / "verdicts.jsonl",
-                              self.cfg.sandbox)
+    def _execute(self, r: int, t: int | None) -> dict[str, Any]:
+        rd = self.rd
+        return stages.execute(rd.train_problems(t), rd.samples(r), rd.verdicts(r), self.cfg.sandbox)
 
-    def _preferences(self, rd: Path) -> dict[str, Any]:
-        samples = load_jsonl(rd / "samples.jsonl")
-        verdicts = load_jsonl(rd / "verdicts.jsonl")
-        return stages.preferences(samples, verdicts, self.cfg.preference, self.cfg.training.objective,
-                                  rd / "preferences.jsonl", seed=self.cfg.seed,
-                                  problems_path=rd.parent / "problems.jsonl")
+    def _preferences(self, r: int) -> dict[str, Any]:
+        rd = self.rd
+        return stages.preferences(load_jsonl(rd.samples(r)), load_jsonl(rd.verdicts(r)), self.cfg.preference,
+                                  self.cfg.training.objective, rd.preferences(r), seed=self.cfg.seed,
+                                  problems_path=rd.problems)
 
-    def _train(self, r: int, rd: Path) -> dict[str, Any]:
-        prefs = rd / "preferences.jsonl"
+    def _train(self, r: int) -> dict[str, Any]:
+        prefs = self.rd.preferences(r)
         records = load_jsonl(prefs) if prefs.exists() else []
         why = _untrainable(records, self.cfg.training.objective)
         if why:
@@ -272,19 +293,20 @@ class Runner:
             if ck is not None:
                 start = stages.with_checkpoint(base, ck, lora=self.cfg.policy.lora.enabled, reload="in-process")
         self._close_backends()  # free the sampling model's memory before training
-        res = stages.train(prefs, start, self.cfg, rd / "checkpoint", seed=self.cfg.seed + r)
+        res = stages.train(prefs, start, self.cfg, self.rd.checkpoint(r), seed=self.cfg.seed + r)
         res.update({"records": len(records), "start": start})
         return res
 
-    def _evaluate(self, out_dir: Path, spec: str) -> dict[str, Any]:
-        ec = self.cfg.evaluation
+    def _evaluate(self, r: int | None) -> dict[str, Any]:
+        """Round r's trained policy (None: the initial one) on the benchmarks."""
+        ec, spec = self.cfg.evaluation, self.policy_spec(0 if r is None else r + 1)
         results: dict[str, Any] = {}
         backend = self.backend(spec)
         greedy = ec.temperature == 0.0 and ec.n == 1
         done: dict[tuple, dict] = {}  # greedy: a prompt already answered for an earlier benchmark
         for b in ec.benchmarks:
-            problems = stages.read_problems(self.dir / "benchmarks" / f"{file_stem(b.name)}.jsonl")
-            samples_path = out_dir / "eval" / f"{file_stem(b.name)}.samples.jsonl"
+            problems = stages.read_problems(self.rd.benchmark(b.name))
+            samples_path = self.rd.eval_samples(r, b.name)
             if greedy:
                 _reuse_greedy(problems, done, samples_path)
             stages.sample(problems, backend, samples_path, n=ec.n, temperature=ec.temperature, top_p=1.0,
@@ -294,9 +316,9 @@ class Runner:
                 keys = {p.id: _prompt_key(p) for p in problems}
                 for rec in load_jsonl(samples_path):
                     done.setdefault(keys.get(str(rec["problem_id"]), ()), rec)
-            results[b.name] = stages.evaluate(self.dir / "benchmarks" / f"{file_stem(b.name)}.jsonl", samples_path,
-                                              ec, self.cfg.sandbox, benchmark=b.name)
-        atomic_write_json(out_dir / "eval.json", {"policy": spec, "benchmarks": results})
+            results[b.name] = stages.evaluate(self.rd.benchmark(b.name), samples_path, ec, self.cfg.sandbox,
+                                              benchmark=b.name)
+        atomic_write_json(self.rd.eval_json(r), {"policy": spec, "benchmarks": results})
         return {"policy": spec, **{f"pass@1[{k}]": v.get("pass@1") for k, v in results.items()}}
 
 
@@ -328,7 +350,7 @@ class _RunLock:
     appends. ``flock`` is released by the kernel when the holder dies, even by SIGKILL."""
 
     def __init__(self, run_dir: Path):
-        self.path = run_dir / ".lock"
+        self.path = RunDir(run_dir).lock
         self._f: Any = None
 
     def __enter__(self) -> _RunLock:
@@ -377,11 +399,6 @@ def _numeric_id(pid: str) -> int:
     return int(m.group(1)) if m else -1
 
 
-def file_stem(name: str) -> str:
-    """A benchmark's name as used in the run directory's file names (``humaneval+`` -> ``humanevalplus``)."""
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name.replace("+", "plus"))
-
-
 def run(run_dir: str | Path, config: RunConfig) -> RunState:
     return Runner(run_dir, config).run()
 
@@ -392,7 +409,7 @@ RESUMABLE_OVERRIDES = ("rounds",)
 def resume_config(run_dir: str | Path, overrides: list[str] | None = None) -> RunConfig:
     """The run's own config; only ``rounds`` may change on resume (to extend an online run):
     anything else would mix artifacts of two configurations in one directory."""
-    path = Path(run_dir) / "config.yaml"
+    path = RunDir(run_dir).config
     if not path.exists():
         raise FileNotFoundError(f"{path} not found: not a plumcode run directory")
     old = load_config(path)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -234,12 +235,7 @@ def execute(problems_path: Path, samples_path: Path, out_path: Path, sb: Any) ->
     vids = [v["sample_id"] for v in verdicts]
     if len(set(vids)) != len(vids):
         raise RuntimeError(f"{out_path}: duplicate verdicts ({len(vids) - len(set(vids))})")
-    passed = sum(bool(v.get("passed")) for v in verdicts)
-    statuses: dict[str, int] = {}
-    for v in verdicts:
-        statuses[v.get("status", "?")] = statuses.get(v.get("status", "?"), 0) + 1
-    out = {"verdicts": len(verdicts), "passed": passed,
-           "pass_rate": round(passed / len(verdicts), 4) if verdicts else 0.0, "statuses": statuses}
+    out = verdict_counts(verdicts)
     if isinstance(res, dict):
         out.update({k: res[k] for k in ("executed", "skipped_existing", "cached", "isolation") if k in res})
         if "ray" in res:
@@ -247,6 +243,21 @@ def execute(problems_path: Path, samples_path: Path, out_path: Path, sb: Any) ->
             out["ray"] = {"nodes": len(ray["nodes"]), "chunks_retried": ray["chunks_retried"],
                           "actors_lost": ray["actors_lost"]}
     return out
+
+
+def verdict_counts(verdicts: list[dict]) -> dict[str, Any]:
+    """The execute stage's summary of its verdicts, also per problem (all pass, none pass, or a
+    signal to learn from): the report and a fork's subset read their counts from here."""
+    per: dict[str, list[bool]] = {}
+    for v in verdicts:
+        per.setdefault(str(v.get("problem_id")), []).append(bool(v.get("passed")))
+    passed = sum(map(sum, per.values()))
+    return {"verdicts": len(verdicts), "passed": passed,
+            "pass_rate": round(passed / len(verdicts), 4) if verdicts else 0.0,
+            "statuses": dict(Counter(str(v.get("status", "?")) for v in verdicts)),
+            "problems_all_pass": sum(all(x) for x in per.values()),
+            "problems_none_pass": sum(not any(x) for x in per.values()),
+            "problems_with_signal": sum(any(x) and not all(x) for x in per.values())}
 
 
 def _execute_file_ray(problems_path: Path, samples_path: Path, out_path: Path, sb: Any,
