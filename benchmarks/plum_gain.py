@@ -499,7 +499,7 @@ def _sitting(workdir: Path, base: RunConfig, arms: tuple[str, ...], online_round
 
 def drop_augmented_tests(trunk: Path, run: Path) -> None:
     """Remove the type-aware augmented tests from ``run``'s training problems (once, before its round 0
-    executes); ``run/ablation.json`` records what was dropped."""
+    executes); ``run/ablation.json`` records what was dropped, the tests stage's summary the tests kept."""
     from plumcode.io import atomic_write_jsonl, load_jsonl
 
     marker = run / "ablation.json"
@@ -515,6 +515,9 @@ def drop_augmented_tests(trunk: Path, run: Path) -> None:
         before, after = before + len(tests), after + len(kept)
         rows.append({**r, "tests": kept})
     atomic_write_jsonl(RunDir(run).train_problems(), rows)
+    st = RunState.load(run)
+    if st.is_done("tests"):  # the fork copied the trunk's summary; the report reads the count from it
+        st.complete("tests", {**st.summary("tests"), "tests_kept": after})
     atomic_write_json(marker, {"tests": "no-augmented", "tests_before": before, "tests_after": after,
                                "problems_without_tests": sum(not r["tests"] for r in rows)})
 

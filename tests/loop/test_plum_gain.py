@@ -182,8 +182,10 @@ def test_noaug_ablation_drops_only_the_augmented_tests_before_round_0_executes(t
         {"test": t_aug, "origin": "augmented", "status": "kept"},
         {"test": t_rej, "origin": "augmented", "status": "rejected"}]}) + "\n")
     (run / "train_problems.jsonl").write_text(json.dumps({"id": "t/0", "tests": [t_in, t_aug]}) + "\n")
+    RunState.load(run).complete("tests", {"tests_kept": 2, "problems_with_tests": 1})  # as forked from the trunk
     g.drop_augmented_tests(trunk, run)
     assert [r["tests"] for r in load_jsonl(run / "train_problems.jsonl")] == [[t_in]]
+    assert RunState.load(run).summary("tests")["tests_kept"] == 1  # what the report shows
     assert json.loads((run / "ablation.json").read_text())["tests_before"] == 2
     g.drop_augmented_tests(trunk, run)  # done once: a resumed sitting leaves it alone
     assert [r["tests"] for r in load_jsonl(run / "train_problems.jsonl")] == [[t_in]]

@@ -5,7 +5,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from plumcode.io import atomic_write_json, atomic_write_jsonl
+from plumcode.io import atomic_write_json, atomic_write_jsonl, load_jsonl
+from plumcode.loop.layout import RunDir
+from plumcode.loop.stages import verdict_counts
+from plumcode.loop.state import RunState
 from plumcode.report import collect_run, extract_pass_at, summary_text, write_report
 
 
@@ -73,6 +76,30 @@ def test_html_escapes_code_embeds_plots_and_compares_runs(tmp_path: Path) -> Non
     assert "src='http" not in page and "<link" not in page  # self-contained
     text = summary_text([collect_run(a)])
     assert "pass@1 humaneval+: initial 25.0%, after r0 50.0%, after r1 75.0%" in text
+
+
+def test_counts_come_from_the_stage_summaries(tmp_path: Path) -> None:
+    """A finished stage's summary has the counts: the report takes them from there, not the files."""
+    d = _make_run(tmp_path / "a", "kto-arm", 1, pass_at=[0.25, 0.5])
+    counted = collect_run(d)  # no summaries (a run from before they carried counts): from the files
+    rd, st = RunDir(d), RunState.load(d)
+    st.complete("problems", {"problems": 3, "decontaminated": 1})
+    st.complete("tests", {"records": 3, "tests_generated": 12, "tests_parsed": 9, "tests_valid": 6,
+                          "problems_with_tests": 2, "tests_kept": 4})
+    st.complete("round-000/sample", {"policy": "default", "problems": 2, "samples": 4})
+    st.complete("round-000/execute", verdict_counts(load_jsonl(rd.verdicts(0))))
+    # rejection-sampling SFT writes the passing records only: desirable as built, the rest not written
+    st.complete("round-000/preferences", {"format": "unpaired", "records_written": 1, "desirable": 1,
+                                          "undesirable": 1})
+    for f in (rd.problems, rd.tests(), rd.train_problems(), rd.samples(0), rd.verdicts(0)):
+        f.unlink()
+    run = collect_run(d)
+    assert (run.problems, run.decontaminated, run.tests) == (counted.problems, counted.decontaminated, counted.tests)
+    a, b = run.rounds[0], counted.rounds[0]
+    keys = ("samples", "problems_sampled", "verdicts", "passed", "statuses", "problems_with_signal",
+            "problems_all_pass", "problems_none_pass")
+    assert [getattr(a, k) for k in keys] == [getattr(b, k) for k in keys] == [4, 2, 4, 1, {"pass": 1, "fail": 3}, 1, 0, 1]
+    assert (a.records, a.desirable, a.undesirable, a.pairs) == (1, 1, 0, 0)
 
 
 def test_partial_run(tmp_path: Path) -> None:

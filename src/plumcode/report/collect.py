@@ -1,14 +1,14 @@
 """Read a run directory (complete or not) into plain numbers for the report.
 
-Everything is recomputed from the artifacts themselves (problems, tests, samples, verdicts,
-preferences, eval.json, trainer logs), so the report is right even for a run that crashed or was
-produced stage by stage with the individual commands; ``state.json`` only adds timings.
+Counts come from the summaries the stages left in ``state.json``; a stage that is not complete
+(a crashed run, one made stage by stage with the individual commands, or one written before its
+summary carried the number) is counted from its artifacts instead. Pass@k, training curves and
+examples always come from the artifacts (eval.json, trainer logs, preferences).
 """
 
 from __future__ import annotations
 
 import json
-import re
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,8 +17,8 @@ from typing import Any
 import yaml
 
 from plumcode.io import DataError, load_jsonl
-
-ROUND_RE = re.compile(r"^round-(\d{3})$")
+from plumcode.loop.layout import RunDir, round_dir_name
+from plumcode.loop.stages import verdict_counts
 
 
 @dataclass
@@ -80,8 +80,12 @@ class RunData:
         return names
 
 
-def _count_lines(path: Path) -> int:
-    return len(load_jsonl(path)) if path.exists() else 0
+def _rows(path: Path) -> list[dict]:
+    return load_jsonl(path) if path.exists() else []
+
+
+def _has(summary: dict[str, Any], *keys: str) -> bool:
+    return all(k in summary for k in keys)
 
 
 def extract_pass_at(result: dict[str, Any]) -> dict[str, float]:
@@ -174,8 +178,15 @@ def _text(x: Any) -> str:
     return "" if x is None else str(x)
 
 
-def _tests_funnel(tests_path: Path, train_problems_path: Path) -> dict[str, int]:
-    """Test-synthesis funnel from testgen's records (``funnel``: generated/parsed/valid/kept)."""
+_FUNNEL = {"problems_tested": "records", "tests_generated": "tests_generated", "tests_parsed": "tests_parsed",
+           "tests_valid": "tests_valid", "problems_with_tests": "problems_with_tests", "tests_kept": "tests_kept"}
+
+
+def _tests_funnel(summary: dict[str, Any], tests_path: Path, train_problems_path: Path) -> dict[str, int]:
+    """Test-synthesis funnel: the tests stage's summary, else testgen's records (``funnel``:
+    generated/parsed/valid/kept) and the training problems."""
+    if _has(summary, *_FUNNEL.values()):
+        return {k: int(summary[v]) for k, v in _FUNNEL.items()}
     out: dict[str, int] = {}
     if tests_path.exists():
         recs = load_jsonl(tests_path)
@@ -190,73 +201,77 @@ def _tests_funnel(tests_path: Path, train_problems_path: Path) -> dict[str, int]
 
 
 def collect_run(run_dir: str | Path) -> RunData:
-    d = Path(run_dir)
-    if not d.is_dir():
-        raise FileNotFoundError(f"{d}: no such run directory")
+    d = RunDir(run_dir)
+    if not d.root.is_dir():
+        raise FileNotFoundError(f"{d.root}: no such run directory")
     cfg: dict[str, Any] = {}
-    if (d / "config.yaml").exists():
-        cfg = yaml.safe_load((d / "config.yaml").read_text(encoding="utf-8")) or {}
+    if d.config.exists():
+        cfg = yaml.safe_load(d.config.read_text(encoding="utf-8")) or {}
     state: dict[str, Any] = {}
-    if (d / "state.json").exists():
+    if d.state.exists():
         try:
-            state = json.loads((d / "state.json").read_text(encoding="utf-8"))
+            state = json.loads(d.state.read_text(encoding="utf-8"))
         except json.JSONDecodeError as e:
-            raise DataError(f"unreadable state ({e.msg})", d / "state.json") from None
+            raise DataError(f"unreadable state ({e.msg})", d.state) from None
     completed = {c["stage"]: c.get("summary", {}) for c in state.get("completed", [])}
-    run = RunData(path=d, name=str(cfg.get("name") or d.name), config=cfg, state=state,
+    run = RunData(path=d.root, name=str(cfg.get("name") or d.root.name), config=cfg, state=state,
                   finished=bool(state.get("finished")), current=state.get("current"))
-    run.problems = _count_lines(d / "problems.jsonl")
-    if (d / "decontamination.json").exists():
-        run.decontaminated = int(json.loads((d / "decontamination.json").read_text()).get("n_dropped", 0))
-    run.tests = _tests_funnel(d / "tests.jsonl", d / "train_problems.jsonl")
-    run.baseline = _read_eval(d / "baseline" / "eval.json")
-    rounds = sorted(int(m.group(1)) for p in d.iterdir() if (m := ROUND_RE.match(p.name)))
-    for i in rounds:
-        rd = d / f"round-{i:03d}"
+    prob = completed.get("problems", {})
+    if _has(prob, "problems", "decontaminated"):
+        run.problems, run.decontaminated = int(prob["problems"]), int(prob["decontaminated"])
+    else:
+        run.problems = len(_rows(d.problems))
+        if d.decontamination.exists():
+            run.decontaminated = int(json.loads(d.decontamination.read_text()).get("n_dropped", 0))
+    run.tests = _tests_funnel(completed.get("tests", {}), d.tests(), d.train_problems())
+    run.baseline = _read_eval(d.baseline_eval)
+    for i in d.rounds():
+        key = round_dir_name(i)
         rr = RoundData(index=i)
-        if (rd / "tests.jsonl").exists():
-            rr.tests = _tests_funnel(rd / "tests.jsonl", rd / "train_problems.jsonl")
-        samples = load_jsonl(rd / "samples.jsonl") if (rd / "samples.jsonl").exists() else []
-        rr.samples = len(samples)
-        rr.problems_sampled = len({s.get("problem_id") for s in samples})
-        pols = {str(s.get("policy")) for s in samples if s.get("policy") is not None}
-        rr.policy = completed.get(f"round-{i:03d}/sample", {}).get("policy") or (", ".join(sorted(pols)) or None)
-        verdicts = load_jsonl(rd / "verdicts.jsonl") if (rd / "verdicts.jsonl").exists() else []
-        rr.verdicts = len(verdicts)
-        per_problem: dict[str, list[bool]] = defaultdict(list)
-        for v in verdicts:
-            ok = bool(v.get("passed"))
-            rr.passed += ok
-            per_problem[str(v.get("problem_id"))].append(ok)
-            st = str(v.get("status", "?"))
-            rr.statuses[st] = rr.statuses.get(st, 0) + 1
-        for oks in per_problem.values():
-            if all(oks):
-                rr.problems_all_pass += 1
-            elif not any(oks):
-                rr.problems_none_pass += 1
-            else:
-                rr.problems_with_signal += 1
-        prefs = load_jsonl(rd / "preferences.jsonl") if (rd / "preferences.jsonl").exists() else []
-        rr.records = len(prefs)
-        if prefs and "chosen" in prefs[0]:
-            rr.pairs = len(prefs)
+        if d.tests(i).exists():
+            rr.tests = _tests_funnel(completed.get(f"{key}/tests", {}), d.tests(i), d.train_problems(i))
+        ssum = completed.get(f"{key}/sample", {})
+        if _has(ssum, "samples", "problems", "policy"):
+            rr.samples, rr.problems_sampled, rr.policy = int(ssum["samples"]), int(ssum["problems"]), ssum["policy"]
         else:
-            rr.desirable = sum(bool(p.get("label")) for p in prefs)
-            rr.undesirable = rr.records - rr.desirable
+            samples = _rows(d.samples(i))
+            rr.samples = len(samples)
+            rr.problems_sampled = len({s.get("problem_id") for s in samples})
+            pols = {str(s.get("policy")) for s in samples if s.get("policy") is not None}
+            rr.policy = ssum.get("policy") or (", ".join(sorted(pols)) or None)
+        esum = completed.get(f"{key}/execute", {})
+        ex = esum if _has(esum, "problems_with_signal", "statuses") else verdict_counts(_rows(d.verdicts(i)))
+        rr.verdicts, rr.passed, rr.statuses = int(ex["verdicts"]), int(ex["passed"]), dict(ex["statuses"])
+        rr.problems_all_pass, rr.problems_none_pass = int(ex["problems_all_pass"]), int(ex["problems_none_pass"])
+        rr.problems_with_signal = int(ex["problems_with_signal"])
+        prefs = _rows(d.preferences(i))
+        psum = completed.get(f"{key}/preferences") or {}
+        if _has(psum, "records_written", "format", "desirable"):
+            rr.records = int(psum["records_written"])
+            if psum["format"] == "paired":
+                rr.pairs = rr.records
+            else:  # an objective that learns from passing samples only writes the desirable ones
+                rr.desirable = int(psum["desirable"])
+                rr.undesirable = rr.records - rr.desirable
+        else:
+            rr.records = len(prefs)
+            if prefs and "chosen" in prefs[0]:
+                rr.pairs = len(prefs)
+            else:
+                rr.desirable = sum(bool(p.get("label")) for p in prefs)
+                rr.undesirable = rr.records - rr.desirable
         rr.examples = _examples(prefs)
-        tsum = completed.get(f"round-{i:03d}/train")
+        tsum = completed.get(f"{key}/train")
         rr.trained = tsum is not None and not tsum.get("skipped")
         rr.train_skipped = bool(tsum and tsum.get("skipped"))
         if tsum and "health_ok" in tsum:
             rr.health = [w for w in str(tsum.get("health_warnings") or "").split("; ") if w]
-        psum = completed.get(f"round-{i:03d}/preferences") or {}
         if "truncated" in psum:
             rr.truncated = (int(psum["truncated"]), int(psum.get("dropped_truncated") or 0))
-        rr.log_history = find_log_history(rd / "checkpoint")
-        rr.eval = _read_eval(rd / "eval.json")
+        rr.log_history = find_log_history(d.checkpoint(i))
+        rr.eval = _read_eval(d.eval_json(i))
         for stage, s in completed.items():
-            if stage.startswith(f"round-{i:03d}/") and "seconds" in s:
+            if stage.startswith(f"{key}/") and "seconds" in s:
                 rr.seconds[stage.split("/", 1)[1]] = float(s["seconds"])
         run.rounds.append(rr)
     return run
