@@ -3,7 +3,6 @@ run computes the expected outputs, ~165k reference executions; later runs use th
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
@@ -11,17 +10,11 @@ import pytest
 from plumcode.evaluation import EvalConfig, canonical_samples, evaluate
 from plumcode.problems import load_benchmark
 
-REPO = Path(__file__).resolve().parents[2]
-DATA = Path(os.environ.get("PLUMCODE_DATA_DIR") or REPO.parent / "shared" / "data")
-
 
 @pytest.mark.slow
 @pytest.mark.timeout(7200)
 @pytest.mark.parametrize("bench,n", [("humaneval+", 164), ("mbpp+", 378)])
-def test_canonical_passes_all_tests(bench: str, n: int, monkeypatch: pytest.MonkeyPatch) -> None:
-    if not DATA.is_dir():
-        pytest.skip("benchmark data not found")
-    monkeypatch.setenv("PLUMCODE_DATA_DIR", str(DATA))
+def test_canonical_passes_all_tests(bench: str, n: int, data_dir: Path) -> None:
     problems = load_benchmark(bench)
     assert len(problems) == n
     # only Mbpp/255 loses inputs: 5 whose reference outputs are too large to keep (see docs/problems.md)

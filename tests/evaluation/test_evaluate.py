@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import gzip
 import json
-import os
 from pathlib import Path
 
 import pytest
@@ -13,15 +12,11 @@ from plumcode.evaluation import EvalConfig, canonical_samples, evaluate
 from plumcode.problems import Problem, TestCase, load_benchmark
 from plumcode.sandbox.types import Sample
 
-REPO = Path(__file__).resolve().parents[2]
-DATA = Path(os.environ.get("PLUMCODE_DATA_DIR") or REPO.parent / "shared" / "data")
-needs_data = pytest.mark.skipif(not (DATA / "HumanEval.jsonl.gz").exists(), reason="benchmark data not found")
 CFG = EvalConfig(workers=2)
 
 
 @pytest.fixture(autouse=True)
 def _env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("PLUMCODE_DATA_DIR", str(DATA))
     monkeypatch.setenv("PLUMCODE_CACHE_DIR", str(tmp_path / "cache"))
 
 
@@ -69,8 +64,7 @@ def test_missing_problems_reported() -> None:
     assert "no samples" in r.table()
 
 
-@needs_data
-def test_mbpp_canonical_and_wrong() -> None:
+def test_mbpp_canonical_and_wrong(data_dir: Path) -> None:
     ps = load_benchmark("mbpp")[:6]
     wrong = [Sample(p.id, p.id + "#wrong", "def nothing():\n    pass\n") for p in ps]
     r = evaluate(ps, canonical_samples(ps) + wrong, CFG)
@@ -97,8 +91,7 @@ LCB_WRONG = {
 }
 
 
-@needs_data
-def test_livecodebench_both_styles_run() -> None:
+def test_livecodebench_both_styles_run(data_dir: Path) -> None:
     ps = [p for p in load_benchmark("livecodebench") if p.id in LCB_SOLUTIONS]
     assert {p.metadata["style"] for p in ps} == {"stdin", "functional"}
     samples = [Sample(pid, pid + "#ok", code) for pid, code in LCB_SOLUTIONS.items()]
@@ -113,10 +106,10 @@ def test_livecodebench_both_styles_run() -> None:
     assert sum(int(v["n_problems"]) for v in r.by_difficulty.values()) == 4
 
 
-def _truncated_plus(src: str, ids: dict[str, int], out: Path) -> Path:
+def _truncated_plus(src: Path, ids: dict[str, int], out: Path) -> Path:
     """A small HumanEval+/MBPP+ file: the real records of ``ids``, plus inputs cut to N."""
     recs = []
-    with gzip.open(DATA / src, "rt") as f:
+    with gzip.open(src, "rt") as f:
         for line in f:
             r = json.loads(line)
             if r["task_id"] in ids:
@@ -126,12 +119,11 @@ def _truncated_plus(src: str, ids: dict[str, int], out: Path) -> Path:
     return out
 
 
-@needs_data
-def test_evalplus_special_oracles(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_evalplus_special_oracles(data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from plumcode.problems import evalplus as ep
 
-    he = _truncated_plus("HumanEvalPlus-v0.1.10.jsonl.gz", {"HumanEval/32": 15, "HumanEval/2": 10,
-                                                              "HumanEval/139": 3}, tmp_path / "he.jsonl")
+    he = _truncated_plus(data_dir / "HumanEvalPlus-v0.1.10.jsonl.gz",
+                         {"HumanEval/32": 15, "HumanEval/2": 10, "HumanEval/139": 3}, tmp_path / "he.jsonl")
     calls: list[str] = []
     real = ep.call_reference
 
@@ -163,8 +155,9 @@ def test_evalplus_special_oracles(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
         ok = {s.sample_id: s.passed for s in pr.samples}
         assert ok[pr.problem_id + "#canonical"] and not ok[pr.problem_id + "#w"], pr
 
-    mp = _truncated_plus("MbppPlus-v0.2.0.jsonl.gz", {"Mbpp/2": 10, "Mbpp/737": 10, "Mbpp/88": 10,
-                                                       "Mbpp/581": 10, "Mbpp/793": 0}, tmp_path / "mp.jsonl")
+    mp = _truncated_plus(data_dir / "MbppPlus-v0.2.0.jsonl.gz",
+                         {"Mbpp/2": 10, "Mbpp/737": 10, "Mbpp/88": 10, "Mbpp/581": 10, "Mbpp/793": 0},
+                         tmp_path / "mp.jsonl")
     ps = load_benchmark("mbpp+", mp)
     kinds = {p.id: p.metadata.get("special_oracle") for p in ps}
     assert kinds == {"Mbpp/2": "set_eq", "Mbpp/737": "not_none", "Mbpp/88": None, "Mbpp/581": "surface_Area",
@@ -191,8 +184,7 @@ def test_evalplus_special_oracles(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
             assert ok[pr.problem_id + "#alt"], pr
 
 
-@needs_data
-def test_evaluate_cli(tmp_path: Path) -> None:
+def test_evaluate_cli(data_dir: Path, tmp_path: Path) -> None:
     from plumcode.cli import main
 
     out = tmp_path / "res.json"
@@ -210,8 +202,7 @@ def test_evaluate_cli(tmp_path: Path) -> None:
     assert main(["evaluate", "--benchmark", "livecodebench", "--samples", "canonical"]) == 2  # no references
 
 
-@needs_data
-def test_humaneval_prompt_imports_and_helpers_are_available() -> None:
+def test_humaneval_prompt_imports_and_helpers_are_available(data_dir: Path) -> None:
     ps = [p for p in load_benchmark("humaneval") if p.id in ("HumanEval/0", "HumanEval/38")]
     body0 = ("def has_close_elements(numbers: List[float], threshold: float) -> bool:\n"
              "    return any(abs(a - b) < threshold for i, a in enumerate(numbers) for b in numbers[i + 1:])\n")

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import pickle
 import zlib
 from pathlib import Path
@@ -14,10 +13,6 @@ import pytest
 
 from plumcode.cli import main
 from plumcode.problems.livecodebench import load_livecodebench, release_shards, select_problems
-
-REPO = Path(__file__).resolve().parents[2]
-DATA = Path(os.environ.get("PLUMCODE_DATA_DIR") or REPO.parent / "shared" / "data")
-SAMPLE = DATA / "livecodebench_v5_sample20_public.jsonl.gz"
 
 
 def _private(cases: list[dict]) -> str:
@@ -146,11 +141,13 @@ def test_evaluate_cli_release_window_and_difficulty(shard_dir: Path, tmp_path: P
     assert main(["evaluate", "--benchmark", "humaneval", "--release", "v5", "--samples", str(samples)]) == 2
 
 
-@pytest.mark.skipif(not SAMPLE.exists(), reason="LiveCodeBench sample data not found")
-def test_shared_sample_file_release_windows() -> None:
+def test_shared_sample_file_release_windows(data_dir: Path) -> None:
     """The shipped 20-problem release_v5 sample (dates 2024-08-10 .. 2025-01-04)."""
-    assert len(load_livecodebench(SAMPLE, release="release_v5")[0]) == 20
-    assert len(load_livecodebench(SAMPLE, release="release_v4")[0]) == 6
-    assert len(load_livecodebench(SAMPLE, release="v5")[0]) == 14
-    ps, _ = load_livecodebench(SAMPLE, start_date="2024-10-01", end_date="2024-12-31")
+    sample = data_dir / "livecodebench_v5_sample20_public.jsonl.gz"
+    if not sample.exists():
+        pytest.skip("LiveCodeBench sample data not found")
+    assert len(load_livecodebench(sample, release="release_v5")[0]) == 20
+    assert len(load_livecodebench(sample, release="release_v4")[0]) == 6
+    assert len(load_livecodebench(sample, release="v5")[0]) == 14
+    ps, _ = load_livecodebench(sample, start_date="2024-10-01", end_date="2024-12-31")
     assert len(ps) == 13 and {p.metadata["difficulty"] for p in ps} == {"easy", "medium", "hard"}
