@@ -77,9 +77,9 @@ def fork(trunk: str | Path, branch: str | Path, cfg: RunConfig, *, stages: tuple
             continue
         if not tstate.is_done(stage):
             break
-        depends, artifacts = shared[stage].depends or (), shared[stage].artifacts
+        artifacts = shared[stage].artifacts
         subset = samples_per_problem is not None and stage in (f"{r0}/sample", f"{r0}/execute")
-        diff = _differences(tcfg, cfg, depends, ignore=("sampling.n",) if subset else ())
+        diff = _differences(tcfg, cfg, shared[stage].depends or (), ignore=("sampling.n",) if subset else ())
         if subset and cfg.sampling.n != samples_per_problem:
             diff.append(f"sampling.n (the branch takes {samples_per_problem} samples per problem)")
         if subset and samples_per_problem > tcfg.sampling.n:
