@@ -29,6 +29,7 @@ import json
 import signal
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -404,6 +405,21 @@ def markdown(res: dict, command: str) -> str:
               f"`{res['workdir']}/<arm>/config.yaml`).\n")
 
 
+def sitting(work: Callable[[float], None], budget_min: float, grace_min: float, label: str) -> None:
+    """Run ``work(deadline)`` as one sitting: no stage starts after ``budget_min`` minutes, and a running
+    one is interrupted ``grace_min`` later; everything done so far is on disk and resumes next time."""
+    def over(*_: object) -> None:
+        raise SittingOver
+    signal.signal(signal.SIGALRM, over)
+    signal.alarm(int((budget_min + grace_min) * 60))
+    try:
+        work(time.time() + budget_min * 60)
+    except (SittingOver, KeyboardInterrupt):
+        print(f"[{label}] sitting over: progress is saved; rerun the same command to continue", file=sys.stderr)
+    finally:
+        signal.alarm(0)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--config", default=str(ROOT / "configs" / "plum-gain.yaml"), help="base run config")
@@ -432,19 +448,8 @@ def main(argv: list[str] | None = None) -> int:
         arm_config(base, a, args.online_rounds)  # fail fast on a bad arm name or budget split
 
     if not args.results_only:
-        deadline = time.time() + args.budget_min * 60
-
-        def over(*_: object) -> None:
-            raise SittingOver
-        signal.signal(signal.SIGALRM, over)
-        signal.alarm(int((args.budget_min + args.grace_min) * 60))
-        try:
-            _sitting(workdir, base, arms, args.online_rounds, deadline)
-        except (SittingOver, KeyboardInterrupt):
-            print("[plum-gain] sitting over: progress is saved; rerun the same command to continue",
-                  file=sys.stderr)
-        finally:
-            signal.alarm(0)
+        sitting(lambda deadline: _sitting(workdir, base, arms, args.online_rounds, deadline),
+                args.budget_min, args.grace_min, "plum-gain")
 
     res = collect(workdir, base_path, arms, args.online_rounds)
     audit = label_audit(workdir)

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import signal
 import sys
 import tarfile
 import time
@@ -33,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from plum_gain import SittingOver, answer_stats, per_problem, round_stats  # noqa: E402
+from plum_gain import SittingOver, answer_stats, per_problem, round_stats, sitting  # noqa: E402
 
 from plumcode.io import atomic_write_json, atomic_write_text, load_jsonl  # noqa: E402
 from plumcode.loop.config import RunConfig, apply_overrides, dump_config, load_config  # noqa: E402
@@ -262,18 +261,8 @@ def main(argv: list[str] | None = None) -> int:
         print(save_trunk(workdir))
         return 0
     if not args.results_only:
-        deadline = time.time() + args.budget_min * 60
-
-        def over(*_: object) -> None:
-            raise SittingOver
-        signal.signal(signal.SIGALRM, over)
-        signal.alarm(int((args.budget_min + args.grace_min) * 60))
-        try:
-            _sitting(workdir, base, names, deadline)
-        except (SittingOver, KeyboardInterrupt):
-            print("[recipe-sweep] sitting over: progress is saved; rerun the same command to continue", file=sys.stderr)
-        finally:
-            signal.alarm(0)
+        sitting(lambda deadline: _sitting(workdir, base, names, deadline), args.budget_min, args.grace_min,
+                "recipe-sweep")
     res = collect(workdir, base, tuple(SETTINGS))
     atomic_write_json(Path(args.results), res)
     md = markdown(res, f"python benchmarks/recipe_sweep.py --workdir {args.workdir}")
