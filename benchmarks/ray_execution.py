@@ -157,9 +157,9 @@ def main() -> int:
         return 0
 
     os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")  # local instances on loopback
-    from plumcode.distributed.execution import RayExecOptions, RayExecutor
-    from plumcode.distributed.raycluster import connect
+    from plumcode.raycluster import connect
     from plumcode.sandbox import SandboxConfig, isolation_level
+    from plumcode.sandbox.on_ray import RayExecOptions, RayExecutor
 
     t = time.perf_counter()
     probs, samples = build(a.max_tests, a.problems, a.copies)
@@ -185,7 +185,8 @@ def main() -> int:
         connect(a.address, num_cpus=a.workers if a.address is None else None)
     ray_start_s = time.perf_counter() - t
     t = time.perf_counter()
-    ex = RayExecutor(probs, SandboxConfig(workers=a.workers), options=RayExecOptions(chunk_size=a.chunk_size))
+    # workers unset: each node runs one per CPU it has (as before); --workers sizes the plain pool
+    ex = RayExecutor(probs, SandboxConfig(), options=RayExecOptions(chunk_size=a.chunk_size))
     list(ex.execute(uniq(samples[:len(ex._drv.actors)], "warm")))  # actors up, zygotes warm
     actors_s = time.perf_counter() - t
 

@@ -6,6 +6,7 @@ Each test lets the entry point start (and stop) its own Ray instance, as a user'
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -99,27 +100,42 @@ def test_loop_execute_stage_on_ray(files, tmp_path: Path) -> None:
 
 
 def test_ray_options_reach_the_executor(monkeypatch, files, tmp_path: Path) -> None:
-    """The CLI's Ray flags become RayExecOptions (workers per node included), without Ray."""
-    from plumcode.distributed import execution
+    """The CLI's Ray flags reach the Ray executor through ``execute_file`` (``--workers`` as the
+    per-node count; without it, None: each node's CPUs), without Ray."""
+    from plumcode.sandbox import on_ray
 
-    seen = {}
+    seen: list[dict] = []
 
-    def fake(problems, samples, out, config, address, *, options):
-        seen.update(address=address, options=options, workers=config.workers)
-        return {"samples": 0, "skipped_existing": 0, "executed": 0, "passed": 0, "cached": 0,
-                "status_counts": {}, "seconds": 0.0, "isolation": "x",
-                "ray": {"nodes": {}, "chunks_submitted": 0, "chunks_retried": 0, "actors_lost": 0,
-                        "duplicates_dropped": 0}}
+    class FakeRay:
+        def __init__(self, problems, config, address, *, options):
+            seen.append({"address": address, "options": options, "workers": config.workers})
+            self.stats = on_ray.RayExecStats()
 
-    monkeypatch.setattr(execution, "execute_file_ray", fake)
-    monkeypatch.setattr("plumcode.distributed.raycluster.connect", lambda address: False)
+        def execute(self, samples, done=()):
+            return iter(())
+
+        def summary(self) -> dict:
+            return {"ray": dataclasses.asdict(self.stats)}
+
+        def close(self) -> None:
+            pass
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.close()
+
+    monkeypatch.setattr(on_ray, "RayExecutor", FakeRay)
     problems, samples = files
-    assert main(["execute", "--problems", str(problems), "--samples", str(samples), "--out",
-                 str(tmp_path / "v.jsonl"), "--workers", "3", "--ray-address", "10.0.0.1:6379",
-                 "--ray-chunk-size", "5", "--ray-inflight", "4", "--ray-chunk-timeout", "60"]) == 0
-    opts = seen["options"]
-    assert seen["address"] == "10.0.0.1:6379" and (opts.chunk_size, opts.inflight_per_actor) == (5, 4)
-    assert opts.chunk_timeout_s == 60.0 and opts.workers_per_node == 3
+    common = ["execute", "--problems", str(problems), "--samples", str(samples), "--out", str(tmp_path / "v.jsonl")]
+    assert main([*common, "--workers", "3", "--ray-address", "10.0.0.1:6379", "--ray-chunk-size", "5",
+                 "--ray-inflight", "4", "--ray-chunk-timeout", "60"]) == 0
+    assert main([*common, "--ray-address", "auto"]) == 0
+    opts = seen[0]["options"]
+    assert seen[0]["address"] == "10.0.0.1:6379" and (opts.chunk_size, opts.inflight_per_actor) == (5, 4)
+    assert opts.chunk_timeout_s == 60.0 and seen[0]["workers"] == 3
+    assert seen[1]["address"] == "auto" and seen[1]["workers"] is None
 
 
 def test_loop_config_documents_ray_address() -> None:

@@ -1,4 +1,6 @@
-"""execute_ray on a real 2-worker Ray cluster, against the local sandbox, with failures injected."""
+"""``plumcode.sandbox.execute(..., ray_address=...)`` on a real 2-worker Ray cluster, against the local
+sandbox, with failures injected. The cluster fixture's Ray is already running, so ``"auto"`` joins it
+and the executors leave it up."""
 
 from __future__ import annotations
 
@@ -6,9 +8,9 @@ import json
 
 import pytest
 
-from plumcode.distributed.execution import RayExecOptions, RayExecStats, execute_file_ray, execute_ray
 from plumcode.problems.schema import Problem, TestCase, write_problems
-from plumcode.sandbox import SandboxConfig, execute
+from plumcode.sandbox import SandboxConfig, execute, execute_file, open_executor
+from plumcode.sandbox.on_ray import RayExecOptions, RayExecutor
 from plumcode.sandbox.types import Sample
 
 pytest.importorskip("ray")
@@ -38,13 +40,20 @@ def _samples(n: int, prefix: str = "s") -> list[Sample]:
 
 
 CFG = SandboxConfig(timeout_s=30.0, workers=1)  # generous: CI machines can be heavily loaded
+RAY = "auto"  # the fixture's cluster
+
+
+def _ray(**options) -> RayExecutor:
+    ex = open_executor(_problems(), CFG, ray_address=RAY, ray_options=RayExecOptions(**options))
+    assert isinstance(ex, RayExecutor)
+    return ex
 
 
 def test_matches_local_sandbox_and_uses_both_nodes(ray_cluster):
     samples = _samples(48)
-    stats = RayExecStats()
-    got = {v.sample_id: v for v in execute_ray(_problems(), samples, CFG,
-                                               options=RayExecOptions(chunk_size=6), stats=stats)}
+    with _ray(chunk_size=6) as ex:
+        got = {v.sample_id: v for v in ex.execute(samples)}
+    stats = ex.stats
     local = {v.sample_id: v for v in execute(_problems(), samples, CFG)}
     assert set(got) == {s.sample_id for s in samples}
     assert {k: (v.passed, v.status, [t.status for t in v.tests]) for k, v in got.items()} == \
@@ -66,7 +75,7 @@ def test_backpressure_reads_input_lazily(ray_cluster):
             yield s
 
     opts = RayExecOptions(chunk_size=3, inflight_per_actor=2)
-    it = execute_ray(_problems(), gen(), CFG, options=opts)
+    it = execute(_problems(), gen(), CFG, ray_address=RAY, ray_options=opts)
     first = next(it)
     # at most (actors x inflight x chunk) read ahead, plus one chunk refilled after a completion
     assert pulled <= 2 * 2 * 3 + 3, pulled
@@ -76,14 +85,14 @@ def test_backpressure_reads_input_lazily(ray_cluster):
 
 def test_worker_process_killed_mid_batch(ray_cluster, kill_actor_process):
     samples = _samples(60, "kp")
-    stats = RayExecStats()
     seen: list[str] = []
     killed = None
-    for v in execute_ray(_problems(), samples, CFG, options=RayExecOptions(chunk_size=4, restart_cooldown_s=1),
-                         stats=stats):
-        seen.append(v.sample_id)
-        if killed is None and len(seen) >= 8:
-            killed = kill_actor_process("_SandboxNode")
+    with _ray(chunk_size=4, restart_cooldown_s=1) as ex:
+        for v in ex.execute(samples):
+            seen.append(v.sample_id)
+            if killed is None and len(seen) >= 8:
+                killed = kill_actor_process("_SandboxNode")
+    stats = ex.stats
     assert killed is not None
     assert sorted(seen) == sorted(s.sample_id for s in samples)  # exactly one verdict each
     assert stats.actors_lost >= 1 and stats.chunks_retried >= 1
@@ -91,18 +100,20 @@ def test_worker_process_killed_mid_batch(ray_cluster, kill_actor_process):
 
 def test_worker_node_crash_mid_batch(ray_cluster):
     samples = _samples(60, "nc")
-    stats = RayExecStats()
     seen: list[str] = []
     verdicts = []
     crashed = False
+    ex = _ray(chunk_size=4)
+    stats = ex.stats
     try:
-        for v in execute_ray(_problems(), samples, CFG, options=RayExecOptions(chunk_size=4), stats=stats):
+        for v in ex.execute(samples):
             seen.append(v.sample_id)
             verdicts.append(v)
             if not crashed and len(seen) >= 8:
                 ray_cluster.crash_worker_node(0)
                 crashed = True
     finally:
+        ex.close()
         ray_cluster.restore()
     assert sorted(seen) == sorted(s.sample_id for s in samples), stats
     assert stats.actors_lost >= 1, stats
@@ -118,9 +129,11 @@ def test_file_api_resumes_without_duplicates(ray_cluster, tmp_path):
     # a previous run finished the first 10 and crashed mid-line
     prev = list(execute(probs, samples[:10], CFG))
     out.write_text("".join(json.dumps(v.to_json()) + "\n" for v in prev) + '{"problem_id": "p0", "samp')
-    summary = execute_file_ray(tmp_path / "problems.jsonl", tmp_path / "samples.jsonl", out, CFG)
+    summary = execute_file(tmp_path / "problems.jsonl", tmp_path / "samples.jsonl", out, CFG, progress=False,
+                           ray_address=RAY)
     assert summary["executed"] == 20 and summary["skipped_existing"] == 10 and summary["samples"] == 30
     assert summary["ray"]["verdicts"] == 20 and summary["isolation"]
+    assert sum(summary["isolation_counts"].values()) == 20
     ids = [json.loads(line)["sample_id"] for line in out.read_text().splitlines()]
     assert sorted(ids) == sorted(s.sample_id for s in samples)
 

@@ -18,7 +18,6 @@ def _cli_default(module: str, command: str, dest: str) -> object:
 
 
 def test_every_entry_point_uses_the_sandbox_memory_default():
-    from plumcode.distributed.cli import build_parser
     from plumcode.evaluation.core import EvalConfig
     from plumcode.loop.config import SandboxLimits
 
@@ -28,7 +27,5 @@ def test_every_entry_point_uses_the_sandbox_memory_default():
         "EvalConfig": EvalConfig().memory_mb,
         "plumcode execute": _cli_default("plumcode.sandbox.cli", "execute", "memory_mb"),
         "plumcode evaluate": _cli_default("plumcode.evaluation.cli", "evaluate", "memory_mb"),
-        "python -m plumcode.distributed execute":
-            build_parser()._subparsers._group_actions[0].choices["execute"].get_default("memory_mb"),
     }
     assert found == dict.fromkeys(found, DEFAULT_MEMORY_MB)

@@ -251,6 +251,27 @@ def test_execute_file_resumes_and_cli(tmp_path):
     assert "isolation:" in cli.stdout and "executed: 0" in cli.stdout
 
 
+def test_one_executor_interface_locally(tmp_path):
+    """Without a Ray address, ``open_executor`` is this machine's pool; ``workers`` None means one
+    per CPU; ``done`` skips samples; ``execute_file``'s summary keeps its keys."""
+    from plumcode.sandbox import LocalExecutor, open_executor
+
+    assert SandboxConfig().workers is None
+    p = Problem(id="w", instruction="t", entry_point="f", tests=[call([1], 2)])
+    samples = [Sample("w", f"w{i}", f"def f(x):\n    return x + {i}  # {time.time()}\n") for i in range(3)]
+    with open_executor([p], SandboxConfig(timeout_s=5.0)) as ex:
+        assert isinstance(ex, LocalExecutor)
+        got = {v.sample_id: v.passed for v in ex.execute(samples, done={"w0"})}
+    assert got == {"w1": True, "w2": False}
+    probs, sfile, out = tmp_path / "p.jsonl", tmp_path / "s.jsonl", tmp_path / "v.jsonl"
+    _write_jsonl(probs, [p.to_json()])
+    _write_jsonl(sfile, [{"problem_id": s.problem_id, "sample_id": s.sample_id, "code": s.code} for s in samples])
+    s = execute_file(probs, sfile, out, SandboxConfig(workers=1), progress=False, ray_address=None)
+    assert list(s) == ["samples", "skipped_existing", "executed", "passed", "cached", "status_counts", "seconds",
+                       "isolation", "isolation_counts", "why_not_namespaces"]
+    assert (s["executed"], s["passed"], s["isolation_counts"]) == (3, 1, {s["isolation"]: 3})
+
+
 def test_threads_share_the_pool():
     from concurrent.futures import ThreadPoolExecutor
 

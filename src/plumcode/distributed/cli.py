@@ -1,9 +1,5 @@
-"""Command-line pieces for scale-out.
+"""Command-line pieces for scale-out. ``python -m plumcode.distributed`` offers:
 
-Other stages' CLIs add the Ray options with :func:`add_ray_arguments` and branch on
-``args.ray_address`` (see :func:`execute_from_args`). ``python -m plumcode.distributed`` offers:
-
-- ``execute``: ``plumcode execute`` on a Ray cluster (same files, same resumable output);
 - ``train-command``: print the ``accelerate launch`` command for ``plumcode train``;
 - ``serve``: run a managed ``vllm serve`` / ``plumcode serve`` until interrupted.
 """
@@ -13,54 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 import time
-
-
-def add_ray_arguments(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("Ray (scale-out)")
-    g.add_argument("--ray-address", default=None,
-                   help="execute on Ray: 'local' (a private local instance), 'auto' (the cluster this "
-                        "machine joined with `ray start`), host:port, or ray://host:10001")
-    g.add_argument("--ray-chunk-size", type=int, default=None,
-                   help="samples per Ray task (default 8 x the node's workers)")
-    g.add_argument("--ray-inflight", type=int, default=2, help="chunks in flight per node (back-pressure)")
-    g.add_argument("--ray-chunk-timeout", type=float, default=None,
-                   help="seconds after which a chunk's node is presumed hung and its chunk retried")
-
-
-def ray_options(args: argparse.Namespace) -> tuple[str | None, object]:
-    from plumcode.distributed.execution import RayExecOptions
-
-    addr = getattr(args, "ray_address", None)
-    opts = RayExecOptions(chunk_size=getattr(args, "ray_chunk_size", None),
-                          inflight_per_actor=getattr(args, "ray_inflight", 2),
-                          chunk_timeout_s=getattr(args, "ray_chunk_timeout", None))
-    return (None if addr == "local" else addr), opts
-
-
-def execute_from_args(args: argparse.Namespace, sandbox_config: object) -> dict:
-    """Run ``--problems/--samples/--out`` on Ray with the options of :func:`add_ray_arguments`."""
-    from plumcode.distributed.execution import execute_file_ray
-
-    address, opts = ray_options(args)
-    return execute_file_ray(args.problems, args.samples, args.out, sandbox_config, address,
-                            options=opts)  # type: ignore[arg-type]
-
-
-def _execute(args: argparse.Namespace) -> int:
-    from plumcode.sandbox import SandboxConfig
-
-    cfg = SandboxConfig(timeout_s=args.timeout, memory_mb=args.memory_mb, fail_fast=args.fail_fast,
-                        isolation=args.isolation, job_timeout_s=args.job_timeout)
-    if args.ray_address is None:
-        args.ray_address = "local"
-    s = execute_from_args(args, cfg)
-    ray = s.pop("ray")
-    print(json.dumps(s, indent=2))
-    print(f"nodes: {len(ray['nodes'])}  chunks: {ray['chunks_submitted']}  retried: {ray['chunks_retried']}  "
-          f"actors lost: {ray['actors_lost']}  duplicates dropped: {ray['duplicates_dropped']}", file=sys.stderr)
-    return 0
 
 
 def _train_command(args: argparse.Namespace) -> int:
@@ -102,18 +51,6 @@ def _serve(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="python -m plumcode.distributed", description=__doc__.splitlines()[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
-    e = sub.add_parser("execute", help="plumcode execute on a Ray cluster (resumable verdict file)")
-    e.add_argument("--problems", required=True)
-    e.add_argument("--samples", required=True)
-    e.add_argument("--out", required=True)
-    e.add_argument("--timeout", type=float, default=5.0)
-    e.add_argument("--job-timeout", type=float, default=120.0)
-    e.add_argument("--memory-mb", type=int, default=4096)
-    e.add_argument("--fail-fast", action="store_true")
-    e.add_argument("--isolation", choices=["auto", "namespaces", "process"], default="auto")
-    add_ray_arguments(e)
-    e.set_defaults(func=_execute)
-
     t = sub.add_parser("train-command", help="print (or --run) the accelerate launch command for plumcode train")
     t.add_argument("--preferences", required=True)
     t.add_argument("--model", required=True)

@@ -254,7 +254,7 @@ class RayEngine:
 
     def __init__(self, spec: str, *, num_gpus: float = 1.0, num_cpus: float = 1.0,
                  max_restarts: int = 3, load_opts: dict | None = None, address: str | None = None):
-        from plumcode.distributed.raycluster import connect, import_ray
+        from plumcode.raycluster import connect, import_ray
 
         connect(address)
         self.ray = import_ray()
@@ -299,7 +299,7 @@ class RayEngine:
 def ray_engines(spec: str, n: int | None = None, *, num_gpus: float = 1.0, num_cpus: float = 1.0,
                 address: str | None = None, load_opts: dict | None = None) -> MultiBackend:
     """``n`` engine actors (default: one per GPU in the cluster) behind one :class:`MultiBackend`."""
-    from plumcode.distributed.raycluster import connect, import_ray
+    from plumcode.raycluster import connect, import_ray
 
     connect(address)
     if n is None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from plumcode.distributed.cli import add_ray_arguments
+from plumcode.sandbox.cli import add_ray_arguments, ray_options
 
 
 def register(sub: argparse._SubParsersAction, name: str, help: str) -> None:
@@ -46,7 +46,6 @@ def register(sub: argparse._SubParsersAction, name: str, help: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from plumcode.distributed.cli import ray_options
     from plumcode.evaluation.core import EvalConfig, canonical_samples, evaluate
     from plumcode.io import atomic_write_json
     from plumcode.problems.livecodebench import load_livecodebench, select_problems
@@ -86,7 +85,7 @@ def run(args: argparse.Namespace) -> int:
     cfg = EvalConfig(workers=args.workers, timeout_s=args.timeout, memory_mb=args.memory_mb,
                      fail_fast=not args.no_fail_fast, cache_path=args.cache,
                      ks=tuple(int(k) for k in args.k.split(",") if k.strip()), progress=not args.no_progress,
-                     ray_address=args.ray_address, ray_options=ray_options(args)[1] if args.ray_address else None)
+                     ray_address=args.ray_address, ray_options=ray_options(args))
     res = evaluate(problems, samples, cfg, benchmark=bench)
     res.selection = selection
     print(res.table())

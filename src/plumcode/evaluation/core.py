@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,10 +36,11 @@ class EvalConfig:
     cache_path: str | None = None
     ks: Sequence[int] = DEFAULT_KS
     progress: bool = False
-    # Ray (plumcode.distributed): None runs the local process pool; "local" a private local Ray
-    # instance; "auto", host:port or ray://host:10001 a cluster. ``workers`` is then per node.
+    # where to execute (plumcode.sandbox.execute's ray_address): None runs the local process pool;
+    # "local" a private local Ray instance; "auto", host:port or ray://host:10001 a cluster.
+    # ``workers`` is then per node.
     ray_address: str | None = None
-    ray_options: Any = None  # plumcode.distributed.RayExecOptions (None: its defaults)
+    ray_options: Any = None  # plumcode.sandbox.on_ray.RayExecOptions (None: its defaults)
 
 
 @dataclass
@@ -180,31 +181,6 @@ def _first_failure(v: Verdict) -> str:
     return ""
 
 
-def _execute(probs: dict[str, Problem], run: list[Sample], scfg: Any, cfg: EvalConfig) -> Iterator[Verdict]:
-    """The sandbox's batch API: the local pool, or Ray when ``cfg.ray_address`` is set (a Ray
-    instance or connection made here is closed when the verdicts are consumed)."""
-    from plumcode.sandbox import execute
-
-    if not cfg.ray_address:
-        yield from execute(probs, run, scfg)
-        return
-    import dataclasses
-
-    from plumcode.distributed.execution import RayExecOptions, execute_ray
-    from plumcode.distributed.raycluster import connect, import_ray
-
-    opts = dataclasses.replace(cfg.ray_options or RayExecOptions())
-    if cfg.workers and opts.workers_per_node is None:
-        opts.workers_per_node = cfg.workers
-    address = None if cfg.ray_address == "local" else cfg.ray_address
-    started = connect(address)
-    try:
-        yield from execute_ray(list(probs.values()), run, scfg, address, options=opts)
-    finally:
-        if started:
-            import_ray().shutdown()
-
-
 def evaluate(benchmark_problems: Iterable[Problem], samples: Iterable[Sample], config: EvalConfig | None = None,
              *, benchmark: str | None = None) -> EvalResult:
     """Execute ``samples`` against ``benchmark_problems`` and aggregate pass@k.
@@ -218,7 +194,7 @@ def evaluate(benchmark_problems: Iterable[Problem], samples: Iterable[Sample], c
     (as its grader does) and HumanEval's prompt imports/helpers (as ``prompt + completion`` in
     the original harness provides them; a sample that defines them itself overrides them).
     """
-    from plumcode.sandbox import SandboxConfig, isolation_level
+    from plumcode.sandbox import SandboxConfig, execute, isolation_level
 
     cfg = config or EvalConfig()
     probs = {p.id: p for p in benchmark_problems}
@@ -271,7 +247,7 @@ def evaluate(benchmark_problems: Iterable[Problem], samples: Iterable[Sample], c
         bar = tqdm(total=len(run), desc=f"evaluate {name}", unit="sample")
     isolation = ""
     try:
-        for v in _execute(probs, run, scfg, cfg):
+        for v in execute(probs, run, scfg, ray_address=cfg.ray_address, ray_options=cfg.ray_options):
             verdicts[keys[int(v.sample_id)]] = v
             isolation = isolation or v.isolation
             if bar is not None:

@@ -224,13 +224,10 @@ def execute(problems_path: Path, samples_path: Path, out_path: Path, sb: Any) ->
     if any(str(s["problem_id"]) not in ids for s in samples):
         src = samples_path.with_name(samples_path.stem + ".executable.jsonl")
         atomic_write_jsonl(src, [s for s in samples if str(s["problem_id"]) in ids])
-    ray_address = getattr(sb, "ray_address", None)
-    if ray_address:
-        res = _execute_file_ray(problems_path, src, out_path, sb, ray_address)
-    else:
-        from plumcode.sandbox import execute_file
+    from plumcode.sandbox import execute_file
 
-        res = execute_file(problems_path, src, out_path, sandbox_config(sb))
+    res = execute_file(problems_path, src, out_path, sandbox_config(sb),
+                       ray_address=getattr(sb, "ray_address", None))
     verdicts = load_jsonl(out_path)
     vids = [v["sample_id"] for v in verdicts]
     if len(set(vids)) != len(vids):
@@ -258,23 +255,6 @@ def verdict_counts(verdicts: list[dict]) -> dict[str, Any]:
             "problems_all_pass": sum(all(x) for x in per.values()),
             "problems_none_pass": sum(not any(x) for x in per.values()),
             "problems_with_signal": sum(any(x) and not all(x) for x in per.values())}
-
-
-def _execute_file_ray(problems_path: Path, samples_path: Path, out_path: Path, sb: Any,
-                      ray_address: str) -> dict[str, Any]:
-    """``execute_file`` on Ray (same verdict file, same resume rule); a Ray instance or
-    connection made here is closed afterwards, so training never shares the machine with it."""
-    from plumcode.distributed.execution import RayExecOptions, execute_file_ray
-    from plumcode.distributed.raycluster import connect, import_ray
-
-    address = None if ray_address == "local" else ray_address
-    started = connect(address)
-    try:
-        return execute_file_ray(problems_path, samples_path, out_path, sandbox_config(sb), address,
-                                options=RayExecOptions(workers_per_node=sb.workers))
-    finally:
-        if started:
-            import_ray().shutdown()
 
 
 def preferences(samples: list[dict], verdicts: list[dict], pc: Any, objective: str, out_path: Path, *,

@@ -1,4 +1,4 @@
-"""The master M: zygote pool, job scheduling, verdict streaming, resumable files, oracle calls.
+"""The master M: zygote pool, job scheduling, verdict streaming, oracle calls.
 
 M holds the jobs (tests and expected values) but never runs candidate code. Per job it makes
 the socket pairs, asks the judge zygote for a judge J (handing it the job through a memfd) and
@@ -24,8 +24,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from plumcode.io import JsonlAppender, read_jsonl
-from plumcode.problems.schema import Problem, read_problems
+from plumcode.problems.schema import Problem
 from plumcode.sandbox import _wire
 from plumcode.sandbox.cache import VerdictCache, cache_key, problem_fingerprint
 from plumcode.sandbox.defaults import DEFAULT_JOB_TIMEOUT_S, DEFAULT_MEMORY_MB, DEFAULT_TIMEOUT_S
@@ -42,9 +41,10 @@ SANDBOX_VERSION = "2"
 class SandboxConfig:
     """Limits and parallelism. ``timeout_s`` is per test (a TestCase's own timeout_s wins);
     ``job_timeout_s`` caps one sample's total wall time so an always-looping candidate cannot
-    cost ``n_tests * timeout_s``."""
+    cost ``n_tests * timeout_s``. ``workers`` is per machine: None runs one per CPU of this
+    machine, or on Ray of each node (so a driver's core count never sizes a worker node)."""
 
-    workers: int = field(default_factory=lambda: os.cpu_count() or 1)
+    workers: int | None = None
     timeout_s: float = DEFAULT_TIMEOUT_S
     memory_mb: int = DEFAULT_MEMORY_MB
     fail_fast: bool = False
@@ -581,11 +581,11 @@ _TRACE: list[dict] | None = [] if os.environ.get("PLUMCODE_SANDBOX_TRACE") else 
 _STATUSES = {"pass", "fail", "error", "syntax_error", "timeout", "memory", "crash", "skipped"}
 
 
-def execute(problems: Iterable[Problem] | Mapping[str, Problem], samples: Iterable[Sample],
-            config: SandboxConfig | None = None, progress: bool = False) -> Iterator[Verdict]:
-    """Run each sample against its problem's tests; yields exactly one verdict per sample, in
-    completion order. Identical (code, tests) pairs run once (cache). Unknown problem ids raise
-    ``KeyError`` naming the sample before anything runs for it."""
+def execute_local(problems: Iterable[Problem] | Mapping[str, Problem], samples: Iterable[Sample],
+                  config: SandboxConfig | None = None, progress: bool = False) -> Iterator[Verdict]:
+    """Run each sample against its problem's tests in this machine's pool; yields exactly one
+    verdict per sample, in completion order. Identical (code, tests) pairs run once (cache).
+    Unknown problem ids raise ``KeyError`` naming the sample before anything runs for it."""
     config = config or SandboxConfig()
     probs = dict(problems) if isinstance(problems, Mapping) else {p.id: p for p in problems}
     cache = VerdictCache(config.cache_path)
@@ -637,7 +637,7 @@ def execute(problems: Iterable[Problem] | Mapping[str, Problem], samples: Iterab
             yield _Job(job, len(p.tests), deadline, done)
 
     try:
-        for _ in _run_jobs(pool, jobs(), config.workers, limits):
+        for _ in _run_jobs(pool, jobs(), config.workers or os.cpu_count() or 1, limits):
             while ready:
                 if bar is not None:
                     bar.update(1)
@@ -655,38 +655,6 @@ def execute(problems: Iterable[Problem] | Mapping[str, Problem], samples: Iterab
 def _rekey(v: Verdict, s: Sample) -> Verdict:
     return Verdict(s.problem_id, s.sample_id, v.passed, v.status, list(v.tests),  # results are shared
                    v.duration_s, v.isolation, v.cache_key, True)
-
-
-def execute_file(problems_path: str | os.PathLike, samples_path: str | os.PathLike, out_path: str | os.PathLike,
-                 config: SandboxConfig | None = None, progress: bool = True) -> dict:
-    """Resumable: samples that already have a verdict line in ``out_path`` are skipped."""
-    config = config or SandboxConfig()
-    problems = read_problems(problems_path)
-    done: set[str] = set()
-    if os.path.exists(out_path):
-        for _, rec in read_jsonl(out_path, strict=False):
-            if "sample_id" in rec:
-                done.add(str(rec["sample_id"]))
-    samples = [Sample.from_json(rec, str(samples_path), line) for line, rec in read_jsonl(samples_path)]
-    todo = [s for s in samples if s.sample_id not in done]
-    counts: dict[str, int] = {}
-    levels: dict[str, int] = {}
-    n_pass = n_cached = 0
-    t0 = time.monotonic()
-    with JsonlAppender(out_path) as out:
-        for v in execute(problems, todo, config, progress=progress):
-            out.write(v.to_json())
-            counts[v.status] = counts.get(v.status, 0) + 1
-            levels[v.isolation] = levels.get(v.isolation, 0) + 1
-            n_pass += v.passed
-            n_cached += v.cached
-    report = isolation_report(config)
-    # the levels these verdicts were actually judged at (a cached verdict keeps its own)
-    isolation = ", ".join(sorted(levels)) if levels else report["level"]
-    return {"samples": len(samples), "skipped_existing": len(samples) - len(todo), "executed": len(todo),
-            "passed": n_pass, "cached": n_cached, "status_counts": counts,
-            "seconds": round(time.monotonic() - t0, 3), "isolation": isolation,
-            "isolation_counts": levels, "why_not_namespaces": report.get("why_not_namespaces", "")}
 
 
 # ---------------------------------------------------------------- the oracle

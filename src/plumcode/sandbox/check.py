@@ -23,7 +23,7 @@ import time
 from dataclasses import dataclass
 
 from plumcode.problems.schema import Problem, TestCase
-from plumcode.sandbox._master import SandboxConfig, execute, isolation_report, shutdown
+from plumcode.sandbox._master import SandboxConfig, execute_local, isolation_report, shutdown
 from plumcode.sandbox.types import Sample
 
 
@@ -314,7 +314,7 @@ def run_check(cfg: SandboxConfig, out: object = sys.stdout, verbose: bool = Fals
         tag = os.urandom(4).hex()  # fresh code: no verdict cache hit from an earlier check
         samples = [Sample(problems[p.problem].id, p.name, p.code + f"\n# check {tag}\n") for p in progs]
         by_name = {p.name: p for p in progs}
-        verdicts = {v.sample_id: v for v in execute(list(problems.values()), samples, cfg)}
+        verdicts = {v.sample_id: v for v in execute_local(list(problems.values()), samples, cfg)}
         for name, v in verdicts.items():
             p = by_name[name]
             right = v.passed == p.legit

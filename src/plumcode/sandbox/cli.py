@@ -1,17 +1,42 @@
 """``plumcode execute``: run samples against problem tests, resumably, and print a summary.
 
-``--ray-address`` runs the same batch API on Ray (``plumcode.distributed``): one sandbox actor
+``--ray-address`` runs the same sandbox on Ray (``plumcode.sandbox.on_ray``): one sandbox actor
 per node, same verdict file, same resume rule; without it, the local process pool.
+:func:`add_ray_arguments` and :func:`ray_options` give other commands (``plumcode evaluate``) the
+same flags.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
+from typing import Any
 
-from plumcode.distributed.cli import add_ray_arguments
-from plumcode.sandbox._master import SandboxConfig, execute_file
+from plumcode.sandbox._master import SandboxConfig
 from plumcode.sandbox.defaults import DEFAULT_MEMORY_MB
+from plumcode.sandbox.executor import execute_file
+
+
+def add_ray_arguments(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("Ray (scale-out)")
+    g.add_argument("--ray-address", default=None,
+                   help="execute on Ray: 'local' (a private local instance), 'auto' (the cluster this "
+                        "machine joined with `ray start`), host:port, or ray://host:10001")
+    g.add_argument("--ray-chunk-size", type=int, default=None,
+                   help="samples per Ray task (default 8 x the node's workers)")
+    g.add_argument("--ray-inflight", type=int, default=2, help="chunks in flight per node (back-pressure)")
+    g.add_argument("--ray-chunk-timeout", type=float, default=None,
+                   help="seconds after which a chunk's node is presumed hung and its chunk retried")
+
+
+def ray_options(args: argparse.Namespace) -> Any:
+    """The :class:`~plumcode.sandbox.on_ray.RayExecOptions` of :func:`add_ray_arguments`'s flags;
+    None without ``--ray-address``."""
+    if not getattr(args, "ray_address", None):
+        return None
+    from plumcode.sandbox.on_ray import RayExecOptions
+
+    return RayExecOptions(chunk_size=args.ray_chunk_size, inflight_per_actor=args.ray_inflight,
+                          chunk_timeout_s=args.ray_chunk_timeout)
 
 
 def register(sub: argparse._SubParsersAction, name: str, help: str) -> None:
@@ -41,7 +66,7 @@ def register(sub: argparse._SubParsersAction, name: str, help: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    workers = max(1, args.workers) if args.workers is not None else (os.cpu_count() or 1)
+    workers = max(1, args.workers) if args.workers is not None else None  # None: each machine's CPUs
     cfg = SandboxConfig(workers=workers, timeout_s=args.timeout, memory_mb=args.memory_mb,
                         fail_fast=args.fail_fast, cache_path=args.cache, isolation=args.isolation,
                         job_timeout_s=args.job_timeout)
@@ -52,11 +77,8 @@ def run(args: argparse.Namespace) -> int:
     with execution_samples(args.samples, probs, skip_bad=args.skip_bad_lines,
                            hint=" (fix them, or pass --skip-bad-lines to leave them out)",
                            problems_source=args.problems) as (samples, _):
-        args.samples = samples
-        if args.ray_address:
-            s = _execute_ray(args, cfg)
-        else:
-            s = execute_file(args.problems, samples, args.out, cfg, progress=not args.no_progress)
+        s = execute_file(args.problems, samples, args.out, cfg, progress=not args.no_progress,
+                         ray_address=args.ray_address, ray_options=ray_options(args))
     print(f"isolation: {s['isolation']}")
     if s.get("why_not_namespaces"):
         print(f"namespaces unavailable: {s['why_not_namespaces']} (`plumcode sandbox check` shows what is enforced)")
@@ -74,19 +96,3 @@ def run(args: argparse.Namespace) -> int:
     print(f"verdicts: {args.out}")
     return 0
 
-
-def _execute_ray(args: argparse.Namespace, cfg: SandboxConfig) -> dict:
-    """``execute_file`` on Ray; a Ray instance (or connection) this call made is closed afterwards."""
-    from plumcode.distributed.cli import ray_options
-    from plumcode.distributed.execution import execute_file_ray
-    from plumcode.distributed.raycluster import connect, import_ray
-
-    address, opts = ray_options(args)
-    opts.workers_per_node = args.workers  # type: ignore[attr-defined]  # None: each node's CPUs
-    started = connect(address)
-    try:
-        return execute_file_ray(args.problems, args.samples, args.out, cfg, address,
-                                options=opts)  # type: ignore[arg-type]
-    finally:
-        if started:
-            import_ray().shutdown()

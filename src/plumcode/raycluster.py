@@ -1,8 +1,10 @@
 """Connecting to Ray (an existing cluster or a local instance) and listing usable nodes.
 
-Ray is imported lazily so that ``import plumcode.distributed`` costs nothing for users without it.
-A local instance we start ourselves binds to loopback only (Ray would otherwise advertise the
-machine's network address): a laptop run must not open ports to the network.
+Used by the sandbox's Ray executor (``plumcode.sandbox.on_ray``) and by engine actors
+(``plumcode.distributed.sampling``), so it lives beside both rather than in either. Ray is imported
+lazily so that importing either costs nothing for users without it. A local instance we start
+ourselves binds to loopback only (Ray would otherwise advertise the machine's network address): a
+laptop run must not open ports to the network.
 """
 
 from __future__ import annotations

@@ -1,8 +1,10 @@
-"""The sandbox's batch API on a Ray cluster.
+"""The sandbox's executor on a Ray cluster: what ``plumcode.sandbox.execute(..., ray_address=...)``
+and ``execute_file`` run when given an address.
 
-One actor per node runs the *local* sandbox (``plumcode.sandbox.execute``: process pool, zygotes,
-rlimits, namespaces) with ``workers`` = that node's cores, so every node gives exactly the isolation
-the single-machine sandbox gives; Ray only moves chunks of samples and their verdicts. The driver:
+One actor per node runs the *local* sandbox (the process pool: zygotes, rlimits, namespaces) with
+``workers`` = ``SandboxConfig.workers`` or else that node's cores, so every node gives exactly the
+isolation the single-machine sandbox gives; Ray only moves chunks of samples and their verdicts.
+The driver:
 
 - submits chunks of ``chunk_size`` samples, at most ``inflight_per_actor`` per actor (bounded
   memory and back-pressure: the input iterator is read only when a slot frees up, so a generator
@@ -13,6 +15,9 @@ the single-machine sandbox gives; Ray only moves chunks of samples and their ver
   starts a replacement actor there;
 - drops any verdict for a ``sample_id`` it has already yielded, so a retried chunk never counts
   twice; the file API also skips samples whose verdict is already in the output file (resume).
+
+A Ray instance or connection that :class:`RayExecutor` makes is closed with it, so a loop round's
+training never shares the machine with an idle Ray.
 """
 
 from __future__ import annotations
@@ -24,12 +29,10 @@ import os
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-from plumcode.distributed.raycluster import alive_nodes, connect, import_ray, node_affinity, resolve
-from plumcode.io import JsonlAppender, read_jsonl
-from plumcode.problems.schema import Problem, read_problems
+from plumcode.problems.schema import Problem
+from plumcode.raycluster import alive_nodes, connect, import_ray, node_affinity, resolve
 from plumcode.sandbox.types import Sample, Verdict
 
 log = logging.getLogger(__name__)
@@ -41,7 +44,6 @@ DEFAULT_EXECUTOR = "plumcode.sandbox:execute"
 class RayExecOptions:
     chunk_size: int | None = None         # None: 8 x the chosen node's workers (keeps its pool busy)
     inflight_per_actor: int = 2
-    workers_per_node: int | None = None   # None: the node's CPU count as Ray sees it
     actor_cpus: float = 1.0               # CPUs the actor reserves in Ray's accounting
     min_node_cpus: float = 1.0            # nodes with fewer CPUs (e.g. a --num-cpus 0 head) get no actor
     max_chunk_attempts: int = 4           # a chunk lost this many times aborts the run
@@ -94,9 +96,9 @@ class _SandboxNode:
 
 
 def _with_workers(config: Any, workers: int, executor: str) -> Any:
-    """The node's copy of the sandbox config with ``workers`` set to the node's cores."""
+    """The node's copy of the sandbox config with ``workers`` set to the node's count."""
     if config is None and executor == DEFAULT_EXECUTOR:
-        from plumcode.sandbox import SandboxConfig
+        from plumcode.sandbox._master import SandboxConfig
 
         return SandboxConfig(workers=workers)
     if config is not None and dataclasses.is_dataclass(config) and any(
@@ -124,6 +126,7 @@ class _Driver:
     def __init__(self, problems: list[Problem], config: Any, opts: RayExecOptions, stats: RayExecStats):
         self.ray = import_ray()
         self.opts, self.stats, self.config = opts, stats, config
+        self.workers: int | None = getattr(config, "workers", None)  # None: each node's CPUs
         # pickled once into the object store, fetched once per node (typed-JSON encoding of
         # HumanEval+'s large test inputs costs minutes; pickle is what Ray does natively)
         self.problems_ref = self.ray.put(list(problems))
@@ -138,7 +141,7 @@ class _Driver:
                 continue
             if time.monotonic() - self.lost_at.get(node.node_id, -1e9) < self.opts.restart_cooldown_s:
                 continue
-            workers = self.opts.workers_per_node or max(1, int(node.cpus))
+            workers = self.workers or max(1, int(node.cpus))
             handle = self.remote_cls.options(
                 num_cpus=self.opts.actor_cpus, max_restarts=0, max_concurrency=1,
                 scheduling_strategy=node_affinity(node.node_id),
@@ -165,24 +168,43 @@ class _Driver:
 
 class RayExecutor:
     """Sandbox actors that stay up across calls (one per node), for a loop that executes many
-    batches: ``ex.execute(samples)`` can be called repeatedly; ``close()`` stops the actors."""
+    batches: ``ex.execute(samples)`` can be called repeatedly; ``close()`` stops the actors, and
+    the Ray instance or connection if this executor made it.
+
+    ``address``: ``None`` or ``"local"`` uses the Ray this process already runs, else joins
+    ``$RAY_ADDRESS``, else starts a private local instance (loopback only); ``"auto"``,
+    ``"host:port"`` and ``"ray://host:10001"`` join that cluster (:func:`plumcode.raycluster.connect`).
+    """
 
     def __init__(self, problems: Iterable[Problem], config: Any = None, address: str | None = None, *,
                  options: RayExecOptions | None = None, stats: RayExecStats | None = None):
         self.opts = options or RayExecOptions()
         self.stats = stats if stats is not None else RayExecStats()
-        connect(address)
+        self._started = connect(None if address == "local" else address)
         self.ray = import_ray()
-        self._drv = _Driver(list(problems), config, self.opts, self.stats)
-        self._drv.ensure_actors()
+        self._drv: _Driver | None = None
+        try:
+            self._drv = _Driver(list(problems), config, self.opts, self.stats)
+            self._drv.ensure_actors()
+        except BaseException:
+            self.close()
+            raise
 
     def close(self) -> None:
-        for a in self._drv.actors:
+        for a in self._drv.actors if self._drv else []:
             try:
                 self.ray.kill(a.handle)
             except Exception:  # noqa: BLE001 - already gone
                 pass
-        self._drv.actors = []
+        if self._drv:
+            self._drv.actors = []
+        if self._started:
+            self._started = False
+            self.ray.shutdown()
+
+    def summary(self) -> dict:
+        """What ``execute_file`` adds to its summary: the run's :class:`RayExecStats`."""
+        return {"ray": dataclasses.asdict(self.stats)}
 
     def __enter__(self) -> RayExecutor:
         return self
@@ -196,6 +218,7 @@ class RayExecutor:
         ``samples`` may be a lazy iterator: it is read only as fast as the cluster executes
         (back-pressure). Sample ids in ``done`` and repeated ids in the input are skipped."""
         ray, opts, stats, drv = self.ray, self.opts, self.stats, self._drv
+        assert drv is not None, "execute() after close()"
         drv.ensure_actors()
         seen: set[str] = set(done)
         queued: set[str] = set()  # sample ids read from the input but without a verdict yet
@@ -302,57 +325,3 @@ class RayExecutor:
             for actor, _ch, _t0 in inflight.values():
                 actor.inflight -= 1
             inflight.clear()
-
-def execute_ray(problems: Iterable[Problem], samples: Iterable[Sample], config: Any = None,
-                address: str | None = None, *, options: RayExecOptions | None = None,
-                done: Iterable[str] = (), stats: RayExecStats | None = None) -> Iterator[Verdict]:
-    """Execute ``samples`` on a Ray cluster; yield exactly one :class:`Verdict` per new sample_id.
-
-    ``config`` is the sandbox config (``plumcode.sandbox.SandboxConfig``) applied on every node
-    with ``workers`` replaced by that node's core count. ``address`` as in :func:`connect`
-    (None: the running Ray or a local instance). See :meth:`RayExecutor.execute`.
-    """
-    ex = RayExecutor(problems, config, address, options=options, stats=stats)
-    try:
-        yield from ex.execute(samples, done)
-    finally:
-        ex.close()
-
-
-def execute_file_ray(problems_path: str | os.PathLike, samples_path: str | os.PathLike,
-                     out_path: str | os.PathLike, config: Any = None, address: str | None = None, *,
-                     options: RayExecOptions | None = None) -> dict:
-    """Resumable: verdicts stream into ``out_path`` (JSONL) as chunks finish; a rerun skips
-    samples that already have a verdict there. Returns the same summary keys as
-    ``plumcode.sandbox.execute_file`` plus ``"ray"`` (a :class:`RayExecStats` as a dict)."""
-    problems = read_problems(problems_path)
-    done = verdict_ids(out_path)
-    stats = RayExecStats()
-    n_samples = 0
-
-    def samples() -> Iterator[Sample]:
-        nonlocal n_samples
-        for line, rec in read_jsonl(samples_path):
-            n_samples += 1
-            yield Sample.from_json(rec, str(samples_path), line)
-
-    counts: dict[str, int] = {}
-    n_pass = n_cached = 0
-    t0 = time.monotonic()
-    with JsonlAppender(out_path) as out:
-        for v in execute_ray(problems, samples(), config, address, options=options, done=done, stats=stats):
-            out.write(v.to_json())
-            counts[v.status] = counts.get(v.status, 0) + 1
-            n_pass += v.passed
-            n_cached += v.cached
-    return {"samples": n_samples, "skipped_existing": stats.skipped_done, "executed": stats.verdicts,
-            "passed": n_pass, "cached": n_cached, "status_counts": counts,
-            "seconds": round(time.monotonic() - t0, 3),
-            "isolation": ",".join(sorted(stats.isolation_levels)), "ray": dataclasses.asdict(stats)}
-
-
-def verdict_ids(path: str | os.PathLike) -> set[str]:
-    """sample_ids that already have a verdict in a verdict JSONL file (empty if none)."""
-    if not Path(path).exists():
-        return set()
-    return {str(rec["sample_id"]) for _, rec in read_jsonl(path) if "sample_id" in rec}
