@@ -33,6 +33,9 @@ COMMANDS: list[tuple[str, str, str]] = [
 
 
 def build_parser() -> argparse.ArgumentParser:
+    # registers the multi:/managed: model specs with the generation loader, for every command that
+    # loads a model (sample, tests, run, ...); it imports no engine
+    import plumcode.distributed  # noqa: F401
     parser = argparse.ArgumentParser(prog="plumcode", description=__doc__.splitlines()[0])
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+import plumcode.distributed  # noqa: F401 - registers the managed: spec with load_backend
 from plumcode.generation import GenerationError, SamplingParams, load_backend, parse_spec
 from plumcode.loop.stages import training_spec, with_checkpoint
 

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from plumcode.generation.base import Backend, Completion, Prompt, SamplingParams
+from plumcode.generation.loader import load_backend, multi_replicas
 
 log = logging.getLogger(__name__)
 
@@ -212,11 +213,14 @@ def http_health_probe(backend: Any, timeout_s: float = 5.0) -> bool:
 
 def load_multi_backend(specs: Sequence[str], **opts: Any) -> MultiBackend:
     """One backend per spec (``load_backend``), balanced: e.g. one ``openai:`` URL per vLLM server."""
-    from plumcode.generation import load_backend
-
     backends = [load_backend(s, **opts) for s in specs]
     probe = http_health_probe if all(getattr(b, "name", "") == "openai" for b in backends) else None
     return MultiBackend(backends, probe=probe)
+
+
+def load_multi_spec(spec: str, **opts: Any) -> MultiBackend:
+    """``load_backend("multi:<spec>|<spec>|...", **opts)`` (registered with the generation loader)."""
+    return load_multi_backend(multi_replicas(spec), **opts)
 
 
 # ------------------------------------------------------------------ in-process engines on Ray
@@ -224,8 +228,6 @@ class _EngineActor:
     """Holds one in-process engine (``load_backend(spec)``) on the GPU Ray gave this actor."""
 
     def __init__(self, spec: str, opts: dict):
-        from plumcode.generation import load_backend
-
         self.backend = load_backend(spec, **opts)
 
     def meta(self) -> dict:
@@ -312,4 +314,4 @@ def ray_engines(spec: str, n: int | None = None, *, num_gpus: float = 1.0, num_c
 
 
 __all__ = ["AllReplicasDown", "Backend", "MultiBackend", "RayEngine", "http_health_probe", "load_multi_backend",
-           "ray_engines"]
+           "load_multi_spec", "ray_engines"]

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from plumcode.generation.hf import CKPT_META, GenerationError, adapter_dir, weights_sha256
+from plumcode.generation.loader import parse_spec
 from plumcode.generation.openai_http import OpenAIBackend
 
 log = logging.getLogger(__name__)
@@ -393,3 +394,20 @@ def managed_backend(engine: str, model: str, *, adapter: str | None = None, adap
     except BaseException:
         server.stop(grace_s=5.0)
         raise
+
+
+def load_managed_spec(spec: str, **opts: Any) -> ManagedOpenAIBackend:
+    """``load_backend("managed:<engine>:<model>?...", **opts)`` (registered with the generation
+    loader): spec options must be the engine's or the backend's; keyword ``opts`` it does not
+    take are dropped, as for every backend."""
+    ps = parse_spec(spec)
+    if ps.target not in ENGINES:
+        raise ValueError(f"model spec {spec!r}: unknown managed engine {ps.target!r} (one of {', '.join(ENGINES)})")
+    allowed = [*MANAGED_OPTIONS, *server_options(ps.target)]
+    bad = [k for k in ps.options if k not in allowed]
+    if bad:
+        raise ValueError(f"unknown option(s) {', '.join(bad)} in spec {spec!r}; managed:{ps.target} takes: "
+                         f"{', '.join(allowed)}")
+    options = dict(ps.options)
+    options.update({k: v for k, v in opts.items() if v is not None and k in allowed})
+    return managed_backend(ps.target, ps.model or "", **options)

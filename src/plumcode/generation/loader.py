@@ -17,11 +17,16 @@ Spec forms (options after ``?`` as ``key=value&...``; keyword options override t
 
 A bare path or hub id means ``hf:``. The API key for ``openai:`` comes from ``PLUMCODE_API_KEY``
 or ``OPENAI_API_KEY``.
+
+``multi:`` and ``managed:`` are parsed here but built by ``plumcode.distributed``, which builds on
+this package: it registers them with :func:`register_spec` when imported (the ``plumcode`` command
+imports it), so the loader never imports it.
 """
 
 from __future__ import annotations
 
 import inspect
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl
@@ -32,6 +37,15 @@ from plumcode.generation.hf import GenerationError
 KINDS = ("hf", "openai", "llama-cpp", "vllm", "managed")
 _ALIASES = {"transformers": "hf", "llamacpp": "llama-cpp", "llama_cpp": "llama-cpp", "gguf": "llama-cpp",
             "oai": "openai"}
+# spec prefix -> load(spec, **opts), filled by the packages that build those backends
+_REGISTERED: dict[str, Callable[..., Backend]] = {}
+_REGISTERED_BY = {"multi": "plumcode.distributed", "managed": "plumcode.distributed"}  # for the error only
+
+
+def register_spec(prefix: str, load: Callable[..., Backend]) -> None:
+    """Have ``load_backend("<prefix>:...", **opts)`` return ``load(spec, **opts)``: how a package
+    that builds on generation adds a spec form without the loader importing it."""
+    _REGISTERED[prefix.lower()] = load
 
 
 @dataclass
@@ -106,13 +120,14 @@ def load_backend(spec: str, **opts: Any) -> Backend:
     Options in the spec must exist for that backend (a typo is an error); keyword ``opts`` that the
     backend does not take (``batch_size`` for a server) are dropped, so callers can pass them always.
     """
-    if spec.strip().startswith("multi:"):
-        from plumcode.distributed.sampling import load_multi_backend
-
-        return load_multi_backend(multi_replicas(spec), **opts)
+    head, sep, _ = spec.strip().partition(":")
+    prefix = head.lower() if sep else ""
+    if prefix in _REGISTERED:
+        return _REGISTERED[prefix](spec, **opts)
+    if prefix in _REGISTERED_BY:
+        raise GenerationError(f"model spec {spec!r}: {prefix}: specs are built by {_REGISTERED_BY[prefix]}, "
+                              "which registers them when imported; import it first (the plumcode command does)")
     ps = parse_spec(spec)
-    if ps.kind == "managed":
-        return _load_managed(ps, spec, opts)
     if ps.kind == "hf":
         from plumcode.generation.hf import TransformersBackend as cls
     elif ps.kind == "openai":
@@ -139,18 +154,3 @@ def load_backend(spec: str, **opts: Any) -> Backend:
         return cls(ps.target, ps.model, **options)
     return cls(ps.target, **options)
 
-
-def _load_managed(ps: BackendSpec, spec: str, opts: dict[str, Any]) -> Backend:
-    """``managed:<engine>:<model>``: start the server, return the backend whose ``close()`` stops it."""
-    from plumcode.distributed.servers import ENGINES, MANAGED_OPTIONS, managed_backend, server_options
-
-    if ps.target not in ENGINES:
-        raise ValueError(f"model spec {spec!r}: unknown managed engine {ps.target!r} (one of {', '.join(ENGINES)})")
-    allowed = [*MANAGED_OPTIONS, *server_options(ps.target)]
-    bad = [k for k in ps.options if k not in allowed]
-    if bad:
-        raise ValueError(f"unknown option(s) {', '.join(bad)} in spec {spec!r}; managed:{ps.target} takes: "
-                         f"{', '.join(allowed)}")
-    options = dict(ps.options)
-    options.update({k: v for k, v in opts.items() if v is not None and k in allowed})
-    return managed_backend(ps.target, ps.model or "", **options)
