@@ -20,6 +20,7 @@ COMMANDS: list[tuple[str, str, str]] = [
     ("evaluate", "plumcode.evaluation.cli", "pass@k of samples on a benchmark"),
     ("sample", "plumcode.generation.cli", "sample candidate solutions from a policy"),
     ("serve", "plumcode.generation.server", "OpenAI-compatible server over the transformers backend"),
+    ("launch", "plumcode.distributed.cli", "multi-GPU training command (accelerate/DeepSpeed); a managed vLLM server"),
     ("model", "plumcode.models.cli", "fetch / verify / locate registered models (embedded default)"),
     ("tests", "plumcode.testgen.cli", "synthesize unit tests from instructions with an LM"),
     ("test-quality", "plumcode.testgen.quality_cli", "measure synthetic-test quality against ground truth"),

@@ -120,3 +120,48 @@ def test_plumcode_train_on_two_cpu_ranks(tmp_path):
     assert r.returncode == 0, r.stderr[-4000:]
     res = json.loads((out / "train_result.json").read_text())
     assert res["steps"] == 2
+
+
+def test_plumcode_launch_train_prints_the_command(tmp_path, capsys):
+    """``plumcode launch train`` (was ``python -m plumcode.distributed train-command``): the builder's
+    command, with the train config file and the plumcode train flags after ``--``."""
+    from plumcode.cli import main
+
+    (tmp_path / "tc.json").write_text(json.dumps({"objective": "dpo", "batch_size": 2}))
+    out = tmp_path / "round-000" / "checkpoint"
+    assert main(["launch", "train", "--preferences", str(tmp_path / "prefs.jsonl"), "--model", "hf:/m",
+                 "--out", str(out), "--accelerate-config", "cpu_ddp", "--num-processes", "2",
+                 "--train-config", str(tmp_path / "tc.json"), "--", "--epochs", "2"]) == 0
+    printed = capsys.readouterr().out.strip()
+    assert "-m accelerate.commands.launch" in printed and "--num_processes 2" in printed
+    assert printed.endswith("--epochs 2") and "-m plumcode train --preferences" in printed
+    assert json.loads((out.parent / "checkpoint.train_config.json").read_text())["objective"] == "dpo"
+
+
+def test_plumcode_launch_server_runs_a_managed_server(monkeypatch, capsys):
+    """``plumcode launch server`` (was ``python -m plumcode.distributed serve``): the same spec the
+    managed: backend uses, held until the server stops; ``python -m plumcode.distributed`` is gone."""
+    from plumcode.cli import main
+    from plumcode.distributed import servers
+
+    started = []
+
+    class FakeServer:
+        def __init__(self, spec):
+            self.spec, self.log_path, self.running = spec, "/tmp/x.log", False
+
+        def __enter__(self):
+            started.append(self.spec)
+            return self
+
+        def __exit__(self, *exc):
+            pass
+
+    monkeypatch.setattr(servers, "ManagedServer", FakeServer)
+    assert main(["launch", "server", "--engine", "vllm", "--model", "/ckpt/m", "--port", "8123",
+                 "--tensor-parallel-size", "2"]) == 0
+    argv = started[0].argv
+    assert argv[:3] == ["vllm", "serve", "/ckpt/m"] and "--tensor-parallel-size" in argv and "8123" in argv
+    assert "serving /ckpt/m at http://127.0.0.1:8123/v1" in capsys.readouterr().out
+    r = subprocess.run([sys.executable, "-m", "plumcode.distributed"], capture_output=True, text=True, timeout=60)
+    assert r.returncode != 0 and "cannot be directly executed" in r.stderr

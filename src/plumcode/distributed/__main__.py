@@ -1,3 +1,0 @@
-from plumcode.distributed.cli import main
-
-raise SystemExit(main())
