@@ -76,47 +76,6 @@ def estimate(cost_problem_s: float, cost_sample_s: float, cost_test_s: float, a:
             "gen_tok_s_per_gpu": a.gen_tok_s, "exec_core_hours": round(exec_core_s / 3600, 2), "by_gpus": rows}
 
 
-def pipeline_bench(a: argparse.Namespace) -> dict:
-    """Generation (tiny model, transformers on CPU) overlapped with sandbox execution on HumanEval
-    prompts: idle fraction of each side, overlapped vs sequential, in one run."""
-    import tempfile
-
-    from plumcode.distributed.pipeline import PipelineStats, overlapped, sequential
-    from plumcode.generation import SamplingParams, build_prompt, extract_code, load_backend
-    from plumcode.problems.loaders import load_benchmark
-    from plumcode.sandbox import SandboxConfig, execute
-    from plumcode.sandbox.types import Sample
-    from plumcode.testing.tiny import build_tiny_model
-
-    probs = load_benchmark("humaneval")[: a.pipeline]  # base tests: fast to load
-    for p in probs:
-        p.tests = p.tests[: a.max_tests]
-    model = a.pipeline_model or str(build_tiny_model(tempfile.mkdtemp(prefix="plumcode-tiny-")))
-    backend = load_backend(f"hf:{model}", device="cpu", threads=1)
-    params = SamplingParams(n=a.pipeline_n, temperature=0.8, max_tokens=a.sample_tokens_local, seed=0)
-    cfg = SandboxConfig(workers=max(1, a.workers - 1))
-
-    def batches(tag: str):
-        for i in range(0, len(probs), a.pipeline_batch):
-            group = probs[i:i + a.pipeline_batch]
-            outs = backend.generate([build_prompt(p, "completion") for p in group], params)
-            # the tag keeps the two runs' code distinct: the sandbox's verdict cache must not serve one
-            yield [Sample(p.id, f"{p.id}#{tag}{k}", extract_code(c.text, p) + f"\n# run {tag}\n")
-                   for p, comps in zip(group, outs, strict=True) for k, c in enumerate(comps)]
-
-    def run(batch):
-        return execute(probs, batch, cfg)
-
-    out = {}
-    for name, fn in (("sequential", sequential), ("overlapped", overlapped)):
-        st = PipelineStats()
-        n = sum(1 for _ in fn(batches(name[0]), run, stats=st))
-        out[name] = st.to_json() | {"verdicts": n}
-    backend.close()
-    out["speedup"] = round(out["sequential"]["wall_s"] / out["overlapped"]["wall_s"], 3)
-    return out
-
-
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--workers", type=int, default=os.cpu_count() or 1)
@@ -140,22 +99,7 @@ def main() -> int:
     ap.add_argument("--gpus", type=int, nargs="+", default=[1, 8, 16])
     ap.add_argument("--node-cores", type=int, default=32)
     ap.add_argument("--out", default=None, help="write the JSON result here too")
-    ap.add_argument("--pipeline", type=int, default=0,
-                    help="instead: overlap benchmark, tiny-model generation + execution on N problems")
-    ap.add_argument("--pipeline-n", type=int, default=4)
-    ap.add_argument("--pipeline-batch", type=int, default=4)
-    ap.add_argument("--pipeline-model", default=None)
-    ap.add_argument("--sample-tokens-local", type=int, default=64)
     a = ap.parse_args()
-    if a.pipeline:
-        text = json.dumps(pipeline_bench(a), indent=2)
-        print(text)
-        if a.out:
-            from plumcode.io import atomic_write_text
-
-            atomic_write_text(a.out, text + "\n")
-        return 0
-
     os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")  # local instances on loopback
     from plumcode.raycluster import connect
     from plumcode.sandbox import SandboxConfig, isolation_level

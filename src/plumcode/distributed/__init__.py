@@ -1,6 +1,6 @@
-"""Scale-out: sampling over several endpoints/engines, managed generation servers, a
-generation/execution pipeline, and multi-GPU training launch commands. Sandbox execution on Ray
-is the sandbox's own (``plumcode.sandbox.execute(..., ray_address=...)``).
+"""Scale-out: sampling over several endpoints/engines, managed generation servers, and multi-GPU
+training launch commands. Sandbox execution on Ray is the sandbox's own
+(``plumcode.sandbox.execute(..., ray_address=...)``).
 
 Everything here drives existing engines (Ray, vLLM / ``plumcode serve``, accelerate/DeepSpeed)
 and imports them lazily, so ``import plumcode.distributed`` needs none of them. See
@@ -11,7 +11,6 @@ Importing it registers the ``multi:`` and ``managed:`` model specs with the gene
 """
 
 from plumcode.distributed.launch import LaunchSpec, accelerate_command, train_launch_command
-from plumcode.distributed.pipeline import PipelineStats, overlapped, sequential
 from plumcode.distributed.sampling import (
     MultiBackend,
     RayEngine,
@@ -32,7 +31,6 @@ register_spec("multi", load_multi_spec)
 register_spec("managed", load_managed_spec)
 
 __all__ = [
-    "LaunchSpec", "ManagedServer", "MultiBackend", "PipelineStats", "RayEngine", "ServerSpec", "accelerate_command",
-    "load_multi_backend", "overlapped", "plumcode_spec", "ray_engines", "sequential", "train_launch_command",
-    "vllm_spec",
+    "LaunchSpec", "ManagedServer", "MultiBackend", "RayEngine", "ServerSpec", "accelerate_command",
+    "load_multi_backend", "plumcode_spec", "ray_engines", "train_launch_command", "vllm_spec",
 ]
