@@ -136,6 +136,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--modules", action="store_true", help="cycles between modules, not parts")
     ap.add_argument("--import-each", action="store_true", help="also import every module in a fresh interpreter")
     a = ap.parse_args(argv)
+    if not (a.src / "plumcode").is_dir():
+        ap.error(f"no plumcode package in {a.src}")
     edges = graph(a.src, a.modules)
     found = cycles(edges)
     what = "modules" if a.modules else "parts"
