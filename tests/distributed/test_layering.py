@@ -33,17 +33,18 @@ def test_no_import_cycle_through_distributed_sandbox_or_generation():
                                                                "plumcode.distributed")) for m in c)] == []
 
 
-def test_loader_asks_for_the_registering_package():
-    """Without ``plumcode.distributed`` imported (a fresh interpreter), ``managed:`` is a clear
-    error; the sandbox and generation import nothing of distributed."""
+def test_loader_imports_the_registering_package_on_first_use():
+    """The sandbox and generation import nothing of distributed; a library caller's first ``managed:``
+    spec imports it by name (no module-level import, so no cycle) and reaches its loader."""
     code = ("import sys\n"
             "import plumcode.sandbox, plumcode.generation\n"
-            "from plumcode.generation import GenerationError, load_backend\n"
+            "from plumcode.generation import load_backend\n"
             "assert 'plumcode.distributed' not in sys.modules, sorted(m for m in sys.modules if 'distributed' in m)\n"
-            "try:\n    load_backend('managed:plumcode:default')\nexcept GenerationError as e:\n    print(e)\n")
+            "try:\n    load_backend('managed:nosuchengine:x')\nexcept ValueError as e:\n    print(e)\n"
+            "print('plumcode.distributed' in sys.modules)\n")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
-    assert "built by plumcode.distributed" in r.stdout and "import it first" in r.stdout
+    assert "unknown managed engine 'nosuchengine'" in r.stdout and r.stdout.strip().endswith("True")
 
 
 def test_distributed_registers_its_specs_and_the_cli_imports_it():

@@ -19,8 +19,8 @@ A bare path or hub id means ``hf:``. The API key for ``openai:`` comes from ``PL
 or ``OPENAI_API_KEY``.
 
 ``multi:`` and ``managed:`` are parsed here but built by ``plumcode.distributed``, which builds on
-this package: it registers them with :func:`register_spec` when imported (the ``plumcode`` command
-imports it), so the loader never imports it.
+this package: it registers them with :func:`register_spec` when imported. The loader imports it
+by name on the first such spec, never at module level, so there is no import cycle.
 """
 
 from __future__ import annotations
@@ -39,7 +39,10 @@ _ALIASES = {"transformers": "hf", "llamacpp": "llama-cpp", "llama_cpp": "llama-c
             "oai": "openai"}
 # spec prefix -> load(spec, **opts), filled by the packages that build those backends
 _REGISTERED: dict[str, Callable[..., Backend]] = {}
-_REGISTERED_BY = {"multi": "plumcode.distributed", "managed": "plumcode.distributed"}  # for the error only
+# where a registered prefix comes from: imported on first use, so a library caller's
+# load_backend("managed:...") works without knowing the plugin, and the loader still does not import
+# it at module level (no import cycle)
+_REGISTERED_BY = {"multi": "plumcode.distributed", "managed": "plumcode.distributed"}
 
 
 def register_spec(prefix: str, load: Callable[..., Backend]) -> None:
@@ -125,8 +128,12 @@ def load_backend(spec: str, **opts: Any) -> Backend:
     if prefix in _REGISTERED:
         return _REGISTERED[prefix](spec, **opts)
     if prefix in _REGISTERED_BY:
-        raise GenerationError(f"model spec {spec!r}: {prefix}: specs are built by {_REGISTERED_BY[prefix]}, "
-                              "which registers them when imported; import it first (the plumcode command does)")
+        import importlib
+
+        importlib.import_module(_REGISTERED_BY[prefix])
+        if prefix in _REGISTERED:
+            return _REGISTERED[prefix](spec, **opts)
+        raise GenerationError(f"model spec {spec!r}: {_REGISTERED_BY[prefix]} did not register {prefix}: specs")
     ps = parse_spec(spec)
     if ps.kind == "hf":
         from plumcode.generation.hf import TransformersBackend as cls
